@@ -1,0 +1,3 @@
+from seller.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data layer: schema, validated import, sequences and splits, public loaders, sample data."""
