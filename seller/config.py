@@ -1,0 +1,199 @@
+"""Typed configuration for explanation training, read from TOML.
+
+One `Config` holds four sections, each a dataclass with a reason beside every default:
+`[data]` (which clients, items and reference explanations), `[adapter]` (the soft-prompt
+generator), `[llm]` (the frozen backbone and optional LoRA) and `[train]` (the optimisation).
+`load_config(path)` rejects unknown keys and wrongly typed values with an error that names the
+file and the dotted key, so a typo never silently falls back to a default.
+
+No torch here: the CLI and the app import this cheaply.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+STYLES = ("feature", "style", "occasion")  # same order as seller.data.schema.EXPLANATION_STYLES
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, mistyped or out of range; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "sample"  # "sample" (sample_data/), "musical_instruments", or a store / CSV directory
+    explanations: str = "sample_data/explanations.csv"  # reference texts; "reviews" = extracted from review text
+    styles: list[str] = field(default_factory=lambda: list(STYLES))  # styles to train on; each must have rows
+    val_clients: float = 0.1  # share of clients held out for validation (whole clients, never rows)
+    test_clients: float = 0.1  # share held out for evaluation; never seen in training
+    split_seed: int = 13  # client split is a pure function of ids and this seed
+    max_history: int = 50  # most recent events the sequence encoder and the text facts see
+    max_fact_events: int = 6  # events spelled out as text facts in the prompt (prompt length dominates cost)
+    max_samples: int = 0  # cap on training rows (0 = all); small values make smoke configs
+
+    def __post_init__(self):
+        for s in self.styles:
+            if s not in STYLES:
+                raise ConfigError(f"data.styles: unknown style {s!r} (choose from {', '.join(STYLES)})")
+        if not self.styles:
+            raise ConfigError("data.styles: give at least one style")
+        for key in ("val_clients", "test_clients"):
+            if not 0.0 <= getattr(self, key) < 0.5:
+                raise ConfigError(f"data.{key}: must be in [0, 0.5), got {getattr(self, key)}")
+        if self.max_history < 1:
+            raise ConfigError(f"data.max_history: must be >= 1, got {self.max_history}")
+
+
+@dataclass
+class AdapterConfig:
+    kind: Literal["moe", "dense", "pepler", "no-sequence"] = "moe"  # moe = SELLER; others are ablations/baselines
+    n_experts: int = 6  # enough for one expert per intent family without starving any of data
+    top_k: int = 2  # two experts blend (e.g. complement + occasion) while keeping routing readable
+    n_prompts: int = 8  # soft tokens: llama.cpp only takes input embeddings, so we buy capacity with length
+    hidden: int = 64  # expert bottleneck; 6 x 64 x (8 x 576) keeps the adapter near 8 MB
+    d_fused: int = 192  # fused context width: above encoder widths, far below the LLM's
+    d_style: int = 32  # explanation-style embedding; three styles need little room
+    n_heads: int = 4  # candidate-to-history attention heads (averaged for the cited events)
+    dropout: float = 0.1  # few thousand training texts: regularise the fusion
+    gate_noise: float = 1.0  # scale of noisy top-k gating while training (Shazeer et al. 2017)
+
+    def __post_init__(self):
+        if self.kind not in ("moe", "dense", "pepler", "no-sequence"):
+            raise ConfigError(f"adapter.kind: unknown kind {self.kind!r} (moe, dense, pepler, no-sequence)")
+        for key in ("n_experts", "top_k", "n_prompts", "hidden", "d_fused", "d_style", "n_heads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"adapter.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.top_k > self.n_experts:
+            raise ConfigError(f"adapter.top_k: {self.top_k} exceeds adapter.n_experts={self.n_experts}")
+        if self.d_fused % self.n_heads:
+            raise ConfigError(f"adapter.d_fused: {self.d_fused} is not divisible by adapter.n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"adapter.dropout: must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False  # off by default: the frozen LLM keeps serving other uses unchanged
+    r: int = 8  # rank; 8 is the peft default and ample for one task
+    alpha: int = 16  # scale alpha / r = 2, the common choice
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # attention only: smallest file
+
+
+@dataclass
+class LLMConfig:
+    gguf: str = ""  # "" = SELLER_GGUF or the bundled SmolLM2-135M-Instruct
+    max_target_tokens: int = 48  # reference explanations are clipped here; longer costs time, not quality
+    n_threads: int = 2  # llama.cpp threads for sample generations
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "models/sample"  # where the adapter, config, log and metrics are written
+    recommender: str = "models/sample/recommender"  # trained encoders (RECSYS); trained first if absent
+    seed: int = 1234
+    epochs: int = 3
+    batch_size: int = 8  # per process; CPU matmuls stop getting cheaper per sample near here
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 3e-3  # adapters tolerate a large rate: the LLM is frozen
+    weight_decay: float = 0.01
+    warmup_steps: int = 20  # linear warm-up, then cosine to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1
+    clip: float = 1.0  # global grad-norm clip
+    balance_weight: float = 0.01  # lambda for the Switch load-balancing loss (Fedus et al. use 1e-2)
+    next_item_weight: float = 0.0  # > 0 adds the joint next-item loss and fine-tunes the sequence encoder
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast only if measured faster
+    threads: int = 2  # torch intra-op threads per process
+    val_every_epoch: bool = True
+    n_sample_generations: int = 3  # llama.cpp generations logged per epoch (0 = none)
+    checkpoint_every: int = 100  # optimizer steps between resumable checkpoints
+    max_steps: int = 0  # stop after this many optimizer steps (0 = run all epochs)
+    max_minutes: float = 0.0  # wall-clock budget; stops cleanly at a step boundary (0 = none)
+
+    def __post_init__(self):
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"train.precision: unknown value {self.precision!r} (auto, fp32, bf16)")
+        for key in ("epochs", "batch_size", "grad_accum", "threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value, tp, key: str):
+    """Return `value` converted to `tp` (ints widen to floats), or raise naming `key`."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            choices = ", ".join(map(repr, typing.get_args(tp)))
+            raise ConfigError(f"{key}: {value!r} is not one of {choices}")
+        return value
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        return [_check_type(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"{key}: union types are not supported in configs")  # programming error
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls, table: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]} (known in [{prefix or 'top level'}]: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in table.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a table [{key}], got {value!r}")
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _check_type(value, tp, key)
+    return cls(**kwargs)
+
+
+def config_from_dict(table: dict, source: str = "<dict>") -> Config:
+    try:
+        return _build(Config, table, "")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML file into a `Config`; every error names the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return config_from_dict(table, str(path))
