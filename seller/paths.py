@@ -1,0 +1,24 @@
+"""Where things live, resolved from this file so no machine-specific path is ever written down.
+
+The repository layout is fixed: `seller/` sits in the repo root next to `sample_data/` and
+`models/`. Public datasets are never copied into the repo; they live in a shared folder beside
+it (`<repo>/../shared/data`) or wherever `SELLER_SHARED_DATA` points.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO_ROOT / "sample_data"
+MODELS = REPO_ROOT / "models"
+
+SHARED_DATA_ENV = "SELLER_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """The public-data folder; read at call time so tests and users can point the env var elsewhere."""
+    override = os.environ.get(SHARED_DATA_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    return (REPO_ROOT.parent / "shared" / "data").resolve()
