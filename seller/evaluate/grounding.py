@@ -1,0 +1,192 @@
+"""Grounding: is every fact an explanation cites true of the client's past or of the item?
+
+An explanation may cite catalogue facts: a maison (brand), category, subcategory, colour,
+material, hardware or collection value, an item by its full name, or a date (a month, a month
+and year, an ISO date, a year). The vocabulary is the Dataset's own catalogue: every distinct
+value of those item columns and every item name, matched case-insensitively on word
+boundaries, longest phrase first (so "Rose Gold" is one citation, not "Rose" + "Gold", and the
+words inside a matched item name are not counted again).
+
+A citation is grounded when it is true of the client's real history (events strictly before
+the target timestamp: the items they viewed, wished for, tried, bought, returned) or of the
+candidate item itself. A date is grounded when some earlier event happened in that month
+(and year, when given) or the candidate launched then. Everything else is a hallucination.
+
+Reported (see `summarise`):
+- hallucination_rate: hallucinated citations / all citations (claim level, the headline);
+- explanation_hallucination_rate: share of explanations with at least one hallucination;
+- history_citation_rate: share of explanations citing a real earlier event, i.e. an earlier
+  item by name, a date of an earlier event, or an attribute true of the history but not of
+  the candidate (a fact that can only have come from the sequence);
+- invalid_cited_event_rate: share of the generator's `cited_event_ids` that are not this
+  client's events before the target (the metadata must be as honest as the text).
+Dates written relatively ("last week") are not checked; public data without item attributes
+(Musical Instruments) has an empty vocabulary, so grounding is reported as not applicable.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+ATTRIBUTE_COLUMNS = ("maison", "category", "subcategory", "color", "material", "hardware",
+                     "collection")
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december")
+_MONTH_ALT = "|".join(m.capitalize() for m in MONTHS) + "|" + "|".join(
+    m[:3].capitalize() for m in MONTHS if len(m) > 3)
+# Capitalised month names only; "May" alone is the modal verb too often, so it needs a year,
+# a day or a preposition before it.
+_DATE = re.compile(
+    rf"(?P<iso>\b(?P<iy>(?:19|20)\d\d)-(?P<im>[01]\d)-[0-3]\d\b)"
+    rf"|(?P<month>\b(?:{_MONTH_ALT})\b)\.?(?:\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b,?)?"
+    rf"(?:\s+(?P<year>(?:19|20)\d\d)\b)?"
+    rf"|(?P<lone_year>\b(?:19|20)\d\d\b)")
+_MAY_CONTEXT = re.compile(r"\b(?:in|since|last|this|of|early|late|mid|on|from|until)\s+$", re.I)
+
+
+@dataclass(frozen=True)
+class Citation:
+    kind: str  # an ATTRIBUTE_COLUMNS name, "item" or "date"
+    value: str  # canonical lowercase value (a date as "YYYY-MM", "MM" or "YYYY")
+    span: str  # the text as written
+    in_history: bool
+    in_item: bool
+
+    @property
+    def grounded(self) -> bool:
+        return self.in_history or self.in_item
+
+
+@dataclass(frozen=True)
+class Grounding:
+    citations: tuple[Citation, ...]
+    invalid_event_ids: tuple[str, ...] = ()
+    cited_event_ids: tuple[str, ...] = ()
+
+    @property
+    def hallucinations(self) -> list[Citation]:
+        return [c for c in self.citations if not c.grounded]
+
+    @property
+    def cites_history(self) -> bool:
+        return any(c.in_history and (c.kind in ("item", "date") or not c.in_item)
+                   for c in self.citations)
+
+
+def _month_value(month: str) -> int:
+    key = month.lower().rstrip(".")[:3]
+    return next(i for i, m in enumerate(MONTHS, 1) if m.startswith(key))
+
+
+@dataclass
+class GroundingChecker:
+    """Checks explanations against a catalogue (`items`) and an event log (`events`), both in
+    the schema's columns; events need `event_id` (assigned at load) for the id check."""
+
+    items: pd.DataFrame
+    events: pd.DataFrame
+    _kinds: dict[str, frozenset[str]] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._items = self.items.set_index("item_id", drop=False)
+        kinds: dict[str, set[str]] = {}
+        for col in ATTRIBUTE_COLUMNS:
+            if col in self.items:
+                for v in self.items[col].dropna().astype(str):
+                    if v.strip():
+                        kinds.setdefault(v.strip().lower(), set()).add(col)
+        for name in self.items["name"].dropna().astype(str):
+            kinds.setdefault(name.strip().lower(), set()).add("item")
+        self._kinds = {p: frozenset(k) for p, k in kinds.items()}
+        # One alternation, longest phrase first: at each position the regex then prefers
+        # "rose gold" over "gold" and a full item name over the words inside it.
+        alternatives = "|".join(re.escape(p) for p in sorted(kinds, key=len, reverse=True))
+        self._pattern = re.compile(rf"(?<!\w)(?:{alternatives or '(?!x)x'})(?!\w)", re.I)
+        self._by_client = {cid: df for cid, df in self.events.groupby("client_id", sort=False)}
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self._kinds)
+
+    def history(self, client_id: str, before: pd.Timestamp) -> pd.DataFrame:
+        """The client's events strictly before `before` (what the generator may know)."""
+        df = self._by_client.get(client_id)
+        if df is None:
+            return self.events.iloc[0:0]
+        return df[df["timestamp"] < before]
+
+    def _facts(self, item_ids: Iterable[str]) -> dict[str, set[str]]:
+        rows = self._items.loc[self._items.index.intersection(list(item_ids))]
+        facts: dict[str, set[str]] = {"item": set(rows["name"].astype(str).str.lower())}
+        for col in ATTRIBUTE_COLUMNS:
+            if col in rows:
+                facts[col] = set(rows[col].dropna().astype(str).str.strip().str.lower())
+        return facts
+
+    def check(self, client_id: str, item_id: str, target_time: pd.Timestamp, text: str,
+              cited_event_ids: Sequence[str] = ()) -> Grounding:
+        if item_id not in self._items.index:
+            raise KeyError(f"grounding: item_id {item_id!r} is not in the catalogue")
+        past = self.history(client_id, target_time)
+        hist_facts, item_facts = self._facts(past["item_id"].unique()), self._facts([item_id])
+        citations = []
+        for m in self._pattern.finditer(text):
+            phrase = m.group(0).lower()
+            kinds = self._kinds[phrase]
+            in_h = any(phrase in hist_facts.get(k, ()) for k in kinds)
+            in_i = any(phrase in item_facts.get(k, ()) for k in kinds)
+            kind = "item" if "item" in kinds else sorted(kinds)[0]
+            citations.append(Citation(kind, phrase, m.group(0), in_h, in_i))
+        # Dates inside a matched name ("Kelly 2019") belong to the name, not to the calendar.
+        masked = self._pattern.sub(lambda m: " " * len(m.group(0)), text)
+        citations += self._dates(masked, past, item_id)
+        valid = set(past["event_id"]) if "event_id" in past else set()
+        invalid = tuple(e for e in cited_event_ids if e not in valid)
+        return Grounding(tuple(citations), invalid, tuple(cited_event_ids))
+
+    def _dates(self, text: str, past: pd.DataFrame, item_id: str) -> list[Citation]:
+        times = list(past["timestamp"])
+        launched = self._items.at[item_id, "launched_at"] if "launched_at" in self._items else None
+        out = []
+        for m in _DATE.finditer(text):
+            if m.group("iso"):
+                year, month = int(m.group("iy")), int(m.group("im"))
+            elif m.group("month"):
+                if m.group("month").lower() == "may" and not (
+                        m.group("day") or m.group("year") or _MAY_CONTEXT.search(text[:m.start()])):
+                    continue
+                month = _month_value(m.group("month"))
+                year = int(m.group("year")) if m.group("year") else None
+            else:
+                year, month = int(m.group("lone_year")), None
+
+            def hit(t) -> bool:
+                return (t is not None and not pd.isna(t) and (month is None or t.month == month)
+                        and (year is None or t.year == year))
+
+            value = "-".join(f"{x:02d}" if i else str(x) for i, x in
+                             ((0, year), (1, month)) if x is not None)
+            out.append(Citation("date", value, m.group(0).strip(), any(hit(t) for t in times),
+                                hit(launched)))
+        return out
+
+
+def summarise(results: Sequence[Grounding]) -> dict:
+    """Aggregate rates over explanations (see the module docstring for definitions)."""
+    if not results:
+        raise ValueError("no explanations to summarise")
+    cited = sum(len(r.citations) for r in results)
+    halluc = sum(len(r.hallucinations) for r in results)
+    ids = sum(len(r.cited_event_ids) for r in results)
+    return {
+        "citations_per_explanation": cited / len(results),
+        "hallucination_rate": halluc / cited if cited else 0.0,
+        "explanation_hallucination_rate":
+            sum(bool(r.hallucinations) for r in results) / len(results),
+        "history_citation_rate": sum(r.cites_history for r in results) / len(results),
+        "invalid_cited_event_rate":
+            sum(len(r.invalid_event_ids) for r in results) / ids if ids else 0.0,
+    }

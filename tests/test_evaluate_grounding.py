@@ -1,0 +1,75 @@
+"""Grounding on a crafted catalogue: true citations pass, invented or future ones are caught."""
+import pandas as pd
+import pytest
+
+from seller.evaluate.grounding import GroundingChecker, summarise
+
+ITEMS = pd.DataFrame([
+    ("I001", "Kelly 28", "Hermès", "bag", "Black", "Leather", "Gold", pd.Timestamp("2024-01-15", tz="UTC")),
+    ("I002", "Tank Watch", "Cartier", "watch", "Silver", "Steel", None, pd.NaT),
+    ("I003", "Rose Gold Ring", "Cartier", "jewellery", "Rose Gold", "Gold", None, pd.NaT),
+    ("I004", "Speedy 30", "Louis Vuitton", "bag", "Brown", "Canvas", None, pd.NaT),
+], columns=["item_id", "name", "maison", "category", "color", "material", "hardware", "launched_at"])
+EVENTS = pd.DataFrame([
+    ("C001", "I002", "view", pd.Timestamp("2024-03-05", tz="UTC"), "e0"),
+    ("C001", "I003", "purchase", pd.Timestamp("2024-04-10", tz="UTC"), "e1"),
+    ("C001", "I004", "purchase", pd.Timestamp("2024-06-01", tz="UTC"), "e2"),  # the future
+    ("C002", "I004", "view", pd.Timestamp("2024-02-01", tz="UTC"), "e3"),
+], columns=["client_id", "item_id", "event_type", "timestamp", "event_id"])
+TARGET = pd.Timestamp("2024-06-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return GroundingChecker(ITEMS, EVENTS)
+
+
+def test_grounded_sentence_cites_history_and_item(checker):
+    g = checker.check("C001", "I001", TARGET,
+                      "Like the Tank Watch you viewed in March 2024, this black Hermès bag "
+                      "pairs with your Rose Gold Ring.", cited_event_ids=["e0", "e1"])
+    kinds = sorted((c.kind, c.value) for c in g.citations)
+    assert kinds == [("category", "bag"), ("color", "black"), ("date", "2024-03"),
+                     ("item", "rose gold ring"), ("item", "tank watch"), ("maison", "hermès")]
+    assert g.hallucinations == [] and g.cites_history and g.invalid_event_ids == ()
+
+
+def test_hallucinated_and_future_facts_are_caught(checker):
+    g = checker.check("C001", "I001", TARGET,
+                      "Since you bought the Speedy 30 in February, this Louis Vuitton canvas "
+                      "piece will feel familiar.", cited_event_ids=["e2", "e99"])
+    bad = sorted((c.kind, c.value) for c in g.hallucinations)
+    # Speedy 30 / Louis Vuitton / canvas exist only in the FUTURE; February is C002's month.
+    assert bad == [("date", "02"), ("item", "speedy 30"), ("maison", "louis vuitton"),
+                   ("material", "canvas")]
+    assert not g.cites_history and g.invalid_event_ids == ("e2", "e99")
+
+
+def test_attribute_only_in_candidate_does_not_count_as_history(checker):
+    g = checker.check("C001", "I001", TARGET, "A black leather bag with gold hardware.")
+    assert not g.hallucinations and not g.cites_history
+    g2 = checker.check("C001", "I001", TARGET, "It echoes the steel of your watch.")
+    assert not g2.hallucinations and g2.cites_history  # steel: history only
+
+
+def test_may_as_a_verb_is_not_a_date_and_launch_month_grounds(checker):
+    g = checker.check("C001", "I001", TARGET, "You may like it; it launched in January 2024.")
+    dates = [c for c in g.citations if c.kind == "date"]
+    assert [(c.value, c.in_item, c.in_history) for c in dates] == [("2024-01", True, False)]
+    g2 = checker.check("C001", "I001", TARGET, "Seen in May.")
+    assert [c.value for c in g2.citations] == ["05"] and g2.hallucinations
+
+
+def test_summary_rates(checker):
+    ok = checker.check("C001", "I001", TARGET, "Like the Tank Watch, a black bag.", ["e0"])
+    bad = checker.check("C001", "I001", TARGET, "A Louis Vuitton bag.", ["e2"])
+    s = summarise([ok, bad])
+    assert s["hallucination_rate"] == pytest.approx(1 / 5)  # 3 + 2 citations, 1 invented
+    assert s["explanation_hallucination_rate"] == 0.5
+    assert s["history_citation_rate"] == 0.5
+    assert s["invalid_cited_event_rate"] == 0.5
+
+
+def test_unknown_item_is_a_clear_error(checker):
+    with pytest.raises(KeyError, match="I999"):
+        checker.check("C001", "I999", TARGET, "text")
