@@ -122,7 +122,7 @@ def _parse_float(series: pd.Series, col: Column, report) -> pd.Series:
         report(i, col.name, f"not a finite number: {text[i]!r}")
     if col.name == "price":
         for i in series.index[num < 0]:
-            report(i, col.name, f"negative price {num[i]!r}")
+            report(i, col.name, f"negative price {num[i]:g}")
     return num.where(~bad)
 
 
