@@ -41,6 +41,7 @@ def test_generator_rebuilds_the_committed_files_byte_for_byte(tmp_path):
     other = tmp_path / "other"
     generate(other, seed=8)
     assert (other / "events.csv").read_bytes() != (SAMPLE / "events.csv").read_bytes()
+    assert_order_matters(order_check(other))  # a property of the generator, not of seed 7
 
 
 def test_headers_follow_the_schema(data):
@@ -172,12 +173,17 @@ def test_explanations_are_short_varied_and_nameless(data):
     assert not any(re.search(r"\b(she|her|he|his|him)\b", r["text"], re.I) for r in data["explanations"])
 
 
-def test_order_not_the_bag_of_items_predicts_the_complement(data):
-    check = order_check(SAMPLE)
-    assert check["complement_targets"] >= 50
+def assert_order_matters(check: dict):
+    assert check["complement_targets"] >= 50 and check["style_targets"] >= 50
     assert check["match_last_purchase"] >= 0.95
     assert check["match_last_purchase"] - check["match_random_earlier_purchase"] >= 0.5
-    assert check["colour_is_modal_colour_of_history"] <= 0.3
+    assert check["colour_is_modal_colour_of_history"] <= 0.35
+    assert check["has_non_matching_earlier_purchase"] >= 0.8  # the bag alone holds decoys
+    assert check["style_gap_last_3_engagements"] < check["style_gap_whole_history"]
+
+
+def test_order_not_the_bag_of_items_predicts_the_intent(data):
+    assert_order_matters(order_check(SAMPLE))
 
 
 def test_the_project_loader_accepts_the_sample():

@@ -69,6 +69,7 @@ class History:
         self.events: list[Ev] = []
         self.reserved: list[tuple[datetime, datetime]] = []  # no other purchase may fall inside
         self.episodes: list[Episode] = []
+        self.style_path: list[tuple[datetime, float]] = []  # (time, level) of a style evolution's steps
 
     def add(self, item: Item, event_type: str, channel: str, ts: datetime, episode=None, anchor=None) -> Ev:
         self.seq[0] += 1
@@ -83,6 +84,17 @@ class History:
             fresh = [it for it in base if it.cold]
             return fresh or [it for it in base if not it.cold]
         return [it for it in base if not it.cold]
+
+    def level_at(self, t: datetime) -> float | None:
+        """The drifting taste between style steps (the last step's level holds until the next)."""
+        past = [lvl for when, lvl in self.style_path if when <= t]
+        return past[-1] if past else None
+
+    def in_taste(self, t: datetime, cands: list[Item]) -> list[Item]:
+        """During a style evolution every engagement follows the drifting taste, not only its steps."""
+        level = self.level_at(t)
+        near = [it for it in cands if level is None or abs(it.style_level - level) <= 0.2]
+        return near or cands
 
     def purchase_free(self, t0: datetime, t1: datetime) -> bool:
         return not any(e.event_type == "purchase" and t0 <= e.ts <= t1 for e in self.events)
@@ -167,6 +179,8 @@ def plan_chain(h: History, intent: str, lo: datetime, hi: datetime, n: int):
     used: set[str] = set()
     for k, (t, want) in enumerate(zip(times, wants)):
         cands = [it for it in h.pool(t, where=want) if it.item_id not in used and it.item_id not in h.sold]
+        if intent == "loyalty":
+            cands = h.in_taste(t, cands)
         if not cands:
             continue
         item = rng.choice(cands)
@@ -182,6 +196,8 @@ def plan_chain(h: History, intent: str, lo: datetime, hi: datetime, n: int):
         steps.append(_main_event(evs))
     if ep.targets:
         h.episodes.append(ep)
+        if intent == "style_evolution":
+            h.style_path = [(e.ts, e.item.style_level) for e in steps]
 
 
 def plan_occasion(h: History, lo: datetime, hi: datetime, cold: bool = False):
@@ -205,7 +221,7 @@ def plan_occasion(h: History, lo: datetime, hi: datetime, cold: bool = False):
         start, limit = date - timedelta(days=rng.uniform(18, 40)), date - DAY
     ep = Episode(f"{c.client_id}-{len(h.episodes) + 1}", "occasion", f"{kind} on {date:%Y-%m-%d}")
     ep.context = {"occasion": kind}
-    cands = h.pool(start, cold=cold, where=want)
+    cands = h.in_taste(start, h.pool(start, cold=cold, where=want))
     rng.shuffle(cands)
     if len(cands) < 3:
         return
@@ -239,7 +255,7 @@ def plan_complement(h: History, lo: datetime, hi: datetime, cold: bool = False):
     earlier = {e.item.color for e in h.events if e.event_type == "purchase" and e.ts < t0}
     bags = [it for it in h.pool(t0 - 4 * DAY, where=lambda it: it.category == "handbags") if it.item_id not in h.sold]
     bags = [b for b in bags if b.color not in earlier] or bags  # a new colour makes the last purchase informative
-    bag = rng.choice(bags)
+    bag = rng.choice(h.in_taste(t0, bags))
     bag_evs = h.funnel(bag, t0 - timedelta(days=rng.uniform(0, 4)), "purchase", t0 + DAY)
     anchor = [e for e in bag_evs if e.event_type == "purchase"]
     if not anchor:
@@ -249,7 +265,7 @@ def plan_complement(h: History, lo: datetime, hi: datetime, cold: bool = False):
     def matches(it):
         return it.category in ACCESSORIES and (it.color == bag.color or (it.hardware == bag.hardware != "none"))
 
-    cands = [it for it in h.pool(t1, cold=cold, where=matches) if it.item_id not in h.sold]
+    cands = h.in_taste(t1, [it for it in h.pool(t1, cold=cold, where=matches) if it.item_id not in h.sold])
     if not cands:
         return
     rng.shuffle(cands)
@@ -287,7 +303,7 @@ def plan_background(h: History):
                 break
     for _ in range(round(months * funnels)):
         t = _rand_time(rng, c.start, c.end - 15 * DAY)
-        item = rng.choice(h.pool(t, where=taste) or h.pool(t))
+        item = rng.choice(h.in_taste(t, h.pool(t, where=taste) or h.pool(t)))
         depth = rng.choices(["view", "wishlist", "try_on", "purchase"], [0.3, 0.25, 0.2, 0.25])[0]
         evs = h.funnel(item, t, depth, t + 12 * DAY)
         buy = evs[-1]
@@ -335,12 +351,15 @@ def explanations(rng: random.Random, h: History) -> list[dict]:
             b = b if b is not None and b.ts < target.ts and b.item is not item else None
             if not (a.ts < target.ts):
                 continue
+            texts = []
             for style in EXPLANATION_STYLES:
                 slots = _slots(rng, ep, item, target, a, b)
                 text, core = compose(rng, style, ep.intent, slots, b is not None)
-                if not MIN_WORDS <= len(text.split()) <= MAX_WORDS:
-                    continue
                 cited = [a] + ([b] if b is not None and ("{B}" in core or "{and_B}" in core) else [])
+                texts.append((style, text, cited))
+            if not all(MIN_WORDS <= len(text.split()) <= MAX_WORDS for _, text, _ in texts):
+                continue  # all three styles or none, so every target is explained in each style
+            for style, text, cited in texts:
                 rows.append({"client_id": h.client.client_id, "item_id": item.item_id, "target_timestamp": iso(target.ts),
                              "style": style, "text": text, "cited_event_ids": ";".join(e.event_id for e in cited),
                              "cited_item_ids": ";".join(e.item.item_id for e in cited), "intent": ep.intent,
@@ -426,8 +445,11 @@ def order_check(sample: Path, seed: int = 0) -> dict[str, float]:
 
     For every explained complement target: the share matching (same colour, or same non-empty
     hardware) the client's most recent purchase before it, the expected share for a purchase
-    drawn at random from the earlier ones, and the share whose colour is the most frequent colour
-    over all earlier events (what an order-blind bag of items would guess).
+    drawn at random from the earlier ones, the share whose colour is the most frequent colour
+    over all earlier events (what an order-blind bag of items would guess), and the share whose
+    history also holds an earlier purchase it does not match (a decoy only order rules out).
+    For style-evolution targets: the mean distance between the target's style level and the mean
+    level of the client's last three strong engagements, against the whole history's mean.
     """
     items = {r["item_id"]: r for r in _read(sample / "items.csv")}
     events = _read(sample / "events.csv")
@@ -439,23 +461,33 @@ def order_check(sample: Path, seed: int = 0) -> dict[str, float]:
     def match(x, y):
         return x["color"] == y["color"] or (x["hardware"] == y["hardware"] != "none")
 
-    last, rand, modal, n = 0.0, 0.0, 0.0, 0
+    last, rand, modal, decoy, n = 0.0, 0.0, 0.0, 0, 0
+    gap_recent, gap_all, m = 0.0, 0.0, 0
     for row in _read(sample / "explanations.csv"):
-        if row["intent"] != "complement" or row["style"] != "feature":
+        if row["style"] != "feature":
             continue
         target = items[row["item_id"]]
         pos = index[row["target_event_id"]]
         past = [e for e in by_client[row["client_id"]] if index[e["event_id"]] < pos]
+        if row["intent"] == "style_evolution":
+            levels = [COLLECTIONS[items[e["item_id"]]["collection"]] for e in past if e["event_type"] in STRONG]
+            if len(levels) >= 4:
+                m += 1
+                gap_recent += abs(COLLECTIONS[target["collection"]] - sum(levels[-3:]) / 3)
+                gap_all += abs(COLLECTIONS[target["collection"]] - sum(levels) / len(levels))
         buys = [items[e["item_id"]] for e in past if e["event_type"] == "purchase"]
-        if len(buys) < 2:
+        if row["intent"] != "complement" or len(buys) < 2:
             continue
         n += 1
         last += match(target, buys[-1])
         rand += sum(match(target, b) for b in buys[:-1]) / (len(buys) - 1)
         top = Counter(items[e["item_id"]]["color"] for e in past).most_common(1)[0][0]
         modal += target["color"] == top
+        decoy += any(not match(target, b) for b in buys[:-1])
     return {"complement_targets": n, "match_last_purchase": round(last / n, 3),
-            "match_random_earlier_purchase": round(rand / n, 3), "colour_is_modal_colour_of_history": round(modal / n, 3)}
+            "match_random_earlier_purchase": round(rand / n, 3), "colour_is_modal_colour_of_history": round(modal / n, 3),
+            "has_non_matching_earlier_purchase": round(decoy / n, 3), "style_targets": m,
+            "style_gap_last_3_engagements": round(gap_recent / m, 3), "style_gap_whole_history": round(gap_all / m, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
