@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from seller import paths
 from seller.data.importer import (MANIFEST, STORE_FORMAT, STORE_VERSION, DataValidationError,
-                                  canonical, read_table)
+                                  read_table)
 from seller.data.schema import TABLES, Client, Item
 from seller.data.validate import validate_tables
 
@@ -136,7 +136,7 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
         v = validate_tables(raws)
         if v.problems:
             raise DataValidationError(v.problems, f"cannot load {folder}")
-        dataset = Dataset(*(canonical(v.tables[t], t) for t in TABLES), name=folder.name)
+        dataset = Dataset(*(v.tables[t] for t in TABLES), name=folder.name)
     else:
         raise FileNotFoundError(f"{folder}: neither a SELLER store ({MANIFEST}) nor a folder "
                                 "with items, clients and events .csv/.parquet files")

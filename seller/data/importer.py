@@ -31,7 +31,7 @@ from tqdm import tqdm
 from seller import __version__
 from seller.data.schema import TABLES
 from seller.data.validate import (EXTRA_COLUMNS, Problem, RawTable, Validated, row_number,
-                                  validate_tables)
+                                  to_arrow, validate_tables)
 
 STORE_FORMAT = "seller-store"
 STORE_VERSION = 1
@@ -44,11 +44,13 @@ MAX_PRINTED = 20  # problems listed before "... and N more"
 # use; never met in real text) so the row survives parsing and is reported, not lost.
 _MARK_BASE = 0x10FF00
 _MARKED = "[\U0010ff00-\U0010ffff]"
-_ARROW = {"str": pa.string(), "float": pa.float64(), "bool": pa.bool_(),
-          "datetime": pa.timestamp("us", tz="UTC")}
+
+
+_marks = [0]  # bad bytes marked so far: a clean file (the usual case) skips the cell scan
 
 
 def _mark_bad_bytes(exc: UnicodeDecodeError):
+    _marks[0] += exc.end - exc.start
     return "".join(chr(_MARK_BASE + b) for b in exc.object[exc.start:exc.end]), exc.end
 
 
@@ -73,19 +75,6 @@ def format_problems(problems: list[Problem], header: str) -> str:
     if len(problems) > MAX_PRINTED:
         lines.append(f"  ... and {len(problems) - MAX_PRINTED} more")
     return "\n".join(lines)
-
-
-def arrow_schema(table: str, with_event_id: bool = True) -> pa.Schema:
-    columns = TABLES[table] + (EXTRA_COLUMNS[table] if with_event_id else ())
-    return pa.schema([(c.name, _ARROW[c.kind]) for c in columns])
-
-
-def canonical(frame: pd.DataFrame, table: str) -> pd.DataFrame:
-    """One Arrow pass gives freshly validated frames exactly the dtypes a stored one reads back
-    with, whatever the pandas version."""
-    schema = arrow_schema(table, with_event_id="event_id" in frame)
-    return pa.Table.from_pandas(frame[schema.names], schema=schema,
-                                preserve_index=False).to_pandas()
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -115,6 +104,8 @@ def _report_bad_bytes(raw: RawTable, path: Path) -> None:
     The k-th mark in header-then-row-major order is the k-th bad byte in the file."""
     frame = raw.frame
     text_cols = [c for c in frame.columns if frame[c].dtype == object]
+    if not text_cols:
+        return
     hit = pd.Series(False, index=frame.index)
     for c in text_cols:
         hit |= frame[c].astype(str).str.contains(_MARKED, regex=True)
@@ -142,7 +133,7 @@ def _report_bad_bytes(raw: RawTable, path: Path) -> None:
 
 def _read_csv(path: Path, raw: RawTable, progress: bool) -> None:
     size = path.stat().st_size
-    chunks = []
+    chunks, marks_before = [], _marks[0]
     with open(path, encoding="utf-8-sig", errors="seller-mark", newline="") as f, \
             tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {path.name}",
                  disable=not progress or size < PROGRESS_MIN_BYTES) as bar:
@@ -160,7 +151,8 @@ def _read_csv(path: Path, raw: RawTable, progress: bool) -> None:
                                         f"malformed CSV: {e}"))
             return
     raw.frame = pd.concat(chunks, ignore_index=True) if chunks else None
-    _report_bad_bytes(raw, path)
+    if raw.frame is not None and _marks[0] != marks_before:
+        _report_bad_bytes(raw, path)
 
 
 def _read_parquet(path: Path, raw: RawTable, progress: bool) -> None:
@@ -290,9 +282,8 @@ def write_store(out: Path, raws: dict[str, RawTable], v: Validated, lenient: boo
                     "seller_version": __version__, "mode": "lenient" if lenient else "strict",
                     "assume_utc": assume_utc, "tables": {}}
         for table in TABLES:
-            frame = canonical(v.tables[table], table)
-            pq.write_table(pa.Table.from_pandas(frame, schema=arrow_schema(
-                table, "event_id" in frame), preserve_index=False), tmp / f"{table}.parquet")
+            frame = v.tables[table]
+            pq.write_table(to_arrow(frame, table), tmp / f"{table}.parquet")
             manifest["tables"][table] = {
                 "file": f"{table}.parquet", "rows": len(frame),
                 "rejected": len(v.rejected[table]),

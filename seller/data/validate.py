@@ -15,15 +15,16 @@ Rules beyond the column types (documented in the README's data-format section):
   launch dates may be in the future (pre-announced pieces);
 - duplicate ids reject every copy (which one is right cannot be known);
 - an event must name a known item and client; one whose item or client was rejected is rejected.
+Messages quote ids, enum values, numbers and timestamps, never free text (names are personal data).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from seller.data.schema import CHANNELS, EVENT_TYPES, PRIMARY_KEYS, TABLES, Column
 
@@ -31,10 +32,10 @@ from seller.data.schema import CHANNELS, EVENT_TYPES, PRIMARY_KEYS, TABLES, Colu
 # events by a stable id, so a file's own event_id survives import.
 EXTRA_COLUMNS = {"items": (), "clients": (), "events": (Column("event_id", "str", False),)}
 FUTURE_TOLERANCE = pd.Timedelta(hours=1)  # clock skew between the retailer's systems and ours
-# Free-text columns whose values never appear in messages: names are personal data.
-_PRIVATE = {"display_name", "name", "description"}
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
+_ARROW = {"str": pa.string(), "float": pa.float64(), "bool": pa.bool_(),
+          "datetime": pa.timestamp("us", tz="UTC")}
 _DATE_ONLY = r"\d{4}-\d{2}-\d{2}"
 _HAS_OFFSET = r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$"
 
@@ -96,22 +97,19 @@ class Validated:
         return [p for p in self.problems if p.row is None]
 
 
-def _show(column: str, value) -> str:
-    return "(value hidden)" if column in _PRIVATE else repr(value)
+_TEXT = pd.StringDtype("pyarrow")  # Arrow string kernels: strip/regex/isin run in C++
 
 
 def _as_text(series: pd.Series) -> pd.Series:
-    """Cells -> stripped str or None. Parquet ints (e.g. numeric ids) become their decimal text."""
-
-    def one(v):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
-            return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)  # 1001.0 from a float id column means "1001"
-        s = str(v).strip()
-        return s or None
-
-    return series.map(one).astype(object)
+    """Cells -> stripped text, empty -> missing. Parquet numbers (e.g. numeric ids) become
+    their decimal text: 1001.0 from a float id column means "1001"."""
+    if not (pd.api.types.is_string_dtype(series)
+            and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")):
+        series = series.map(lambda v: None if v is None or v is pd.NaT or (
+            not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)) else
+            str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    text = series.astype(_TEXT).str.strip()
+    return text.mask(text == "")
 
 
 def _parse_float(series: pd.Series, col: Column, report) -> pd.Series:
@@ -252,6 +250,26 @@ def _check_references(raw: RawTable, events: pd.DataFrame, parsed: dict, bad_row
             problems.append(Problem(raw.table, raw.file, raw.kind, int(i), key, msg))
 
 
+def arrow_schema(table: str, with_event_id: bool = True) -> pa.Schema:
+    """The store's column types; also the in-memory dtypes of every loaded Dataset."""
+    columns = TABLES[table] + (EXTRA_COLUMNS[table] if with_event_id else ())
+    return pa.schema([(c.name, _ARROW[c.kind]) for c in columns])
+
+
+def canonical(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One Arrow pass gives freshly validated frames exactly the dtypes a stored one reads back
+    with, whatever the pandas version."""
+    return to_arrow(frame, table).to_pandas()
+
+
+def to_arrow(frame: pd.DataFrame, table: str) -> pa.Table:
+    """Typed by arrow_schema, without pandas' metadata (which would bring back whatever dtype
+    the frame happened to have)."""
+    schema = arrow_schema(table, with_event_id="event_id" in frame)
+    return pa.Table.from_pandas(frame[schema.names], schema=schema,
+                                preserve_index=False).replace_schema_metadata(None)
+
+
 def finalize_events(events: pd.DataFrame) -> pd.DataFrame:
     """The shared contract's order: (client_id, timestamp, file order), fresh RangeIndex, and an
     `event_id` "e<row>" when the file brought none."""
@@ -292,8 +310,6 @@ def validate_tables(raws: dict[str, RawTable], now: pd.Timestamp | None = None,
             tables[table] = parsed[table][keep].reset_index(drop=True)
     if "events" in tables:
         tables["events"] = finalize_events(tables["events"])
-    for table, frame in tables.items():
-        for name in frame.columns[frame.dtypes == object]:
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    tables = {t: canonical(frame, t) for t, frame in tables.items()}
     read_rows = {t: (0 if r.frame is None else len(r.frame)) for t, r in raws.items()}
     return Validated(tables, problems, rejected, read_rows)
