@@ -380,9 +380,9 @@ def _slots(rng: random.Random, ep: Episode, item: Item, target: Ev, a: Ev, b: Ev
     tstyle = style_word(item.style_level)
     occ, mood = OCCASIONS[ep.context.get("occasion", "season change")]
     astyle = style_word(anchor_item.style_level)
-    slots = {"T": the(item), "A": cite(rng, a.item, a.event_type, a.ts),
-             "B": cite(rng, b.item, b.event_type, b.ts) if b else "",
-             "and_B": (" and " + cite(rng, b.item, b.event_type, b.ts)) if b else "",
+    slots = {"T": the(item), "A": cite(rng, a.item, a.event_type, a.ts), "Ac": cite(rng, a.item, a.event_type, a.ts, True),
+             "B": cite(rng, b.item, b.event_type, b.ts, compact=True) if b else "",
+             "and_B": (" and " + cite(rng, b.item, b.event_type, b.ts, compact=True)) if b else "",
              "match_long": "the same" + matched[3:], "match_the": matched, "match_short": short, "tcol": item.color, "tmat": item.material, "tsub": item.subcategory,
              "coll": item.collection, "acoll": anchor_item.collection, "tstyle": tstyle,
              "a_tstyle": ("an " if tstyle[0] == "a" else "a ") + tstyle,

@@ -52,17 +52,17 @@ CORES = {
         "{T}, from the {coll} line, is more {tstyle} than {A}, which came from {acoll}.",
         "After {A}, {T} moves further along the same line, into the {coll} collection.",
         "{T} takes the {coll} shape, a clear step on from {A} in the {acoll} collection.",
-        "From {B} to {A}, each choice has been bolder; {T} from {coll} continues the climb.",
+        "From {B} to {Ac}, each step grew bolder; {T} continues into {coll}.",
     ],
     ("feature", "occasion"): [
         "{T} suits {occ}, the same need behind {A}.",
         "{A} points to {occ}; {T} is {a_tstyle} answer to it.",
-        "For {occ}, {T} adds {tmat} to the pieces gathered so far, following {A}{and_B}.",
+        "For {occ}, {T} adds {tmat} to the pieces gathered so far, following {Ac}{and_B}.",
     ],
     ("feature", "loyalty"): [
         "{T} is made {loyal_phrase} again, like {A}.",
-        "Another piece {loyal_phrase}: {T}, which follows {A}{and_B}.",
-        "After {A}{and_B}, a steady preference for pieces {loyal_phrase} is clear; {T} continues it.",
+        "Another piece {loyal_phrase}: {T}, which follows {Ac}{and_B}.",
+        "After {Ac}{and_B}, a steady preference for pieces {loyal_phrase} is clear; {T} continues it.",
         "{T} shares its making with {A}: both come {loyal_phrase}.",
     ],
     ("style", "complement"): [
@@ -73,17 +73,17 @@ CORES = {
     ("style", "style_evolution"): [
         "The client's taste has moved from the {astyle} mood of {A} towards {tstyle} pieces; {T} is the next step.",
         "Since {A}, their choices have grown bolder; {T} follows the drift towards {tstyle} design.",
-        "There is a clear drift, from {B} to {A}, toward more {tstyle} shapes; {T} continues it.",
+        "A clear drift, from {B} to {Ac}, leads toward {tstyle} shapes; {T} continues it.",
         "Their choices keep growing more daring since {A}; {T}, {a_tstyle} piece, fits that path.",
     ],
     ("style", "occasion"): [
         "The pieces explored lately, such as {A}, share a {occ_mood} mood that {T} completes.",
         "{T} keeps the {occ_mood} register of {A} while adding {a_tstyle} note.",
-        "A {occ_mood} wardrobe is taking shape around {A}{and_B}; {T} belongs in it.",
+        "A {occ_mood} wardrobe is taking shape around {Ac}{and_B}; {T} belongs in it.",
     ],
     ("style", "loyalty"): [
         "The client returns to {loyal_noun} again and again, as {A} shows; {T} speaks the same language.",
-        "A loyalty to {loyal_noun}, visible in {A}{and_B}, makes {T} a natural fit.",
+        "A loyalty to {loyal_noun}, visible in {Ac}{and_B}, makes {T} a natural fit.",
         "{T} stays true to {loyal_noun}, the thread running through {A}.",
     ],
     ("occasion", "complement"): [
@@ -95,17 +95,19 @@ CORES = {
         "For {season} evenings out, {T} carries further the bolder dressing begun with {A}.",
         "As {season} arrives, {T} from {coll} offers a fresh, {tstyle} option after {A}.",
         "This {season}, {T} gives the more daring wardrobe begun with {A} its next outing.",
+        "Each outing has been bolder, from {B} to {Ac}; this {season}, {T} is next.",
     ],
     ("occasion", "occasion"): [
         "Ahead of {occ}, {T} completes the preparations begun with {A}.",
         "With {occ} coming up, as {A} suggests, {T} is ready in time.",
-        "{occ_cap} is near: after {A}{and_B}, {T} is the piece to choose.",
+        "{occ_cap} is near: after {Ac}{and_B}, {T} is the piece to choose.",
         "Preparing for {occ}, which {A} already hints at, {T} is the finishing piece.",
     ],
     ("occasion", "loyalty"): [
         "For the next {season} occasion, {T} brings back {loyal_noun}, chosen before with {A}.",
         "This {season}, {T} offers another moment {loyal_phrase}, after {A}.",
         "When the next occasion comes this {season}, {T} continues what {A} began.",
+        "This {season}, {T} extends a run of pieces {loyal_phrase}: {Ac}{and_B}.",
     ],
 }
 
@@ -118,8 +120,17 @@ def season_word(ts: datetime) -> str:
     return ["winter", "spring", "summer", "autumn"][(ts.month % 12) // 3]
 
 
-def cite(rng: random.Random, item: Item, event_type: str, ts: datetime) -> str:
-    """A reference to one real event: item name, what the client did, and the date."""
+SHORT_VERBS = {"purchase": "bought", "try_on": "tried on", "wishlist": "wishlisted", "view": "viewed",
+               "add_to_cart": "put in the basket", "return": "returned"}
+
+
+def cite(rng: random.Random, item: Item, event_type: str, ts: datetime, compact: bool = False) -> str:
+    """A reference to one real event: item name, what the client did, and the date.
+
+    The compact form, "the X (bought 12 March 2026)", leaves room for a second citation.
+    """
+    if compact:
+        return f"{the(item)} ({SHORT_VERBS[event_type]} {fmt_date(ts)})"
     verb = rng.choice(VERBS[event_type])
     who = rng.choice(["the client ", "they ", ""])
     return f"{the(item)} {who}{verb} on {fmt_date(ts)}"
@@ -131,9 +142,12 @@ def compose(rng: random.Random, style: str, intent: str, slots: dict[str, str], 
     Returns (text, core template): the template tells the caller which events the text cites.
     """
     cores = [c for c in CORES[style, intent] if has_b or "{B}" not in c]
+    with_b = [c for c in cores if "B}" in c]
+    # two citations ground a text better but run long: when a second event exists, try for it first
+    plan = ([with_b] * 30 if has_b and with_b and rng.random() < 0.6 else []) + [cores] * 40
     best = ("", "")
-    for _ in range(40):
-        template = rng.choice(cores)
+    for pool in plan:
+        template = rng.choice(pool)
         core = template.format(**slots)
         opener, closer = rng.choice(OPENERS[style]), rng.choice(CLOSERS[style])
         text = (opener + " " + core[0].lower() + core[1:]) if opener else core[0].upper() + core[1:]
