@@ -300,16 +300,38 @@ needs_sample = pytest.mark.skipif(
 
 @needs_sample
 def test_import_sample_data(tmp_path, capsys):
-    files = {t: paths.SAMPLE_DATA / f"{t}.csv" for t in ("items", "clients", "events")}
+    import shutil
+    files = {}
+    for t in ("items", "clients", "events"):  # a snapshot: the generator may rewrite them
+        files[t] = tmp_path / f"{t}.csv"
+        shutil.copy(paths.SAMPLE_DATA / f"{t}.csv", files[t])
     assert cli_import(files, tmp_path / "store") == 0
-    stored = load_dataset(tmp_path / "store")
-    sample = load_sample()
-    assert isinstance(sample, Dataset) and sample.name == "sample"
-    assert load_sample() is sample  # cached
+    stored, raw = load_dataset(tmp_path / "store"), load_dataset(tmp_path)
     for table in ("items", "clients", "events"):
-        n_rows = len(pd.read_csv(files[table], dtype=str))
-        assert len(getattr(stored, table)) == n_rows
-        pd.testing.assert_frame_equal(getattr(stored, table), getattr(sample, table))
+        assert len(getattr(stored, table)) == len(pd.read_csv(files[table], dtype=str))
+        pd.testing.assert_frame_equal(getattr(stored, table), getattr(raw, table))
     raw_ids = pd.read_csv(files["events"], dtype=str).get("event_id")
     if raw_ids is not None:  # the file's own event ids survive import
-        assert set(sample.events["event_id"]) == set(raw_ids)
+        assert set(stored.events["event_id"]) == set(raw_ids)
+    sample = load_sample()
+    assert isinstance(sample, Dataset) and sample.name == "sample"
+    assert load_sample() is sample  # cached until the files change
+    assert list(sample.events.columns) == list(stored.events.columns)
+
+
+def test_blank_lines_keep_spreadsheet_row_numbers(tmp_path, capsys):
+    lines = EVENTS.splitlines()
+    lines.insert(2, "")  # a blank spreadsheet row 3; the old row 3 is now row 4
+    lines[4] = "C001,I0001,bought,boutique,2024-01-03T15:30:00Z"  # spreadsheet row 5
+    clients = " Client_ID ,tier\nC001,gold\nC002,\n"  # header names are stripped, lower-cased
+    files = write_files(tmp_path / "in", events="\n".join(lines) + "\n\n", clients=clients)
+    assert cli_import(files, tmp_path / "store") == 1
+    err = capsys.readouterr().err
+    assert "1 problem(s)" in err
+    assert "events.csv, row 5 (spreadsheet numbering, header = row 1), column 'event_type'" in err
+
+
+def test_ragged_csv_is_a_file_problem(tmp_path, capsys):
+    files = write_files(tmp_path / "in", items=ITEMS + "I0009,x,y,z,a,1,EUR,,,extra\n")
+    assert cli_import(files, tmp_path / "store") == 1
+    assert "items.csv: malformed CSV" in capsys.readouterr().err

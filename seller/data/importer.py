@@ -138,8 +138,10 @@ def _read_csv(path: Path, raw: RawTable, progress: bool) -> None:
             tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {path.name}",
                  disable=not progress or size < PROGRESS_MIN_BYTES) as bar:
         try:
+            # Blank lines are read (and dropped below) rather than skipped by the parser, so
+            # row numbers keep matching what a spreadsheet shows.
             for chunk in pd.read_csv(f, dtype=object, keep_default_na=False, na_filter=False,
-                                     chunksize=CHUNK_ROWS):
+                                     skip_blank_lines=False, chunksize=CHUNK_ROWS):
                 chunks.append(chunk)
                 bar.update(f.buffer.tell() - bar.n)
         except pd.errors.EmptyDataError:
@@ -150,8 +152,12 @@ def _read_csv(path: Path, raw: RawTable, progress: bool) -> None:
             raw.problems.append(Problem(raw.table, raw.file, "csv", None, None,
                                         f"malformed CSV: {e}"))
             return
-    raw.frame = pd.concat(chunks, ignore_index=True) if chunks else None
-    if raw.frame is not None and _marks[0] != marks_before:
+    frame = pd.concat(chunks, ignore_index=True)
+    blank = pd.Series(True, index=frame.index)
+    for c in frame.columns:
+        blank &= frame[c].eq("")
+    raw.frame = frame[~blank]
+    if _marks[0] != marks_before:
         _report_bad_bytes(raw, path)
 
 
@@ -205,6 +211,8 @@ def read_table(path: str | Path, table: str, progress: bool = True) -> RawTable:
         return fail("file is empty (0 bytes)")
     raw.sha256 = _sha256(path)
     (_read_parquet if kind == "parquet" else _read_csv)(path, raw, progress)
+    if raw.frame is not None:  # " Item_ID" from a hand-edited export still means item_id
+        raw.frame.columns = [str(c).strip().lower() for c in raw.frame.columns]
     if raw.frame is not None and len(raw.frame) == 0 and not raw.problems:
         fail("file has a header but no data rows")
     if raw.frame is not None:
