@@ -17,7 +17,7 @@ SHARED_DATA_ENV = "SELLER_SHARED_DATA"
 
 
 def shared_data_dir() -> Path:
-    """The public-data folder; read at call time so tests and users can point the env var elsewhere."""
+    """The public-data folder, read at call time so tests and users can repoint the env var."""
     override = os.environ.get(SHARED_DATA_ENV)
     if override:
         return Path(override).expanduser().resolve()

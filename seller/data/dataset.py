@@ -119,7 +119,8 @@ def _load_store(folder: Path) -> Dataset:
         missing = [c.name for c in columns if c.name not in frame.columns]
         if missing or len(frame) != entry["rows"]:
             raise ValueError(f"{folder / entry['file']}: store is damaged ({len(frame)} rows, "
-                             f"manifest says {entry['rows']}; missing columns: {missing or 'none'})")
+                             f"manifest says {entry['rows']}; missing columns: "
+                             f"{missing or 'none'})")
         frames[table] = frame
     return Dataset(frames["items"], frames["clients"], frames["events"], name=folder.name)
 
