@@ -335,3 +335,27 @@ def test_ragged_csv_is_a_file_problem(tmp_path, capsys):
     files = write_files(tmp_path / "in", items=ITEMS + "I0009,x,y,z,a,1,EUR,,,extra\n")
     assert cli_import(files, tmp_path / "store") == 1
     assert "items.csv: malformed CSV" in capsys.readouterr().err
+
+
+def test_event_id_column_must_be_complete_and_unique(tmp_path, capsys):
+    header, *rows = EVENTS.splitlines()
+    ids = ["a", "b", "a", "", "c"]
+    events = "\n".join([f"event_id,{header}"] + [f"{i},{r}" for i, r in zip(ids, rows)]) + "\n"
+    assert cli_import(write_files(tmp_path / "in", events=events), tmp_path / "store") == 1
+    err = capsys.readouterr().err
+    assert "row 2 (spreadsheet numbering, header = row 1), column 'event_id': duplicate" in err
+    assert "row 5 (spreadsheet numbering, header = row 1), column 'event_id': empty" in err
+
+
+def test_damaged_or_newer_store_is_refused(tmp_path):
+    out = tmp_path / "store"
+    assert cli_import(write_files(tmp_path / "in"), out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["tables"]["events"]["rows"] = 6
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="events.parquet: store is damaged"):
+        load_dataset(out)
+    manifest["schema_version"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="newer SELLER"):
+        load_dataset(out)

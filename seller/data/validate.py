@@ -222,6 +222,9 @@ def _parse_table(raw: RawTable, assume_utc: bool, now: pd.Timestamp, problems: l
     key = PRIMARY_KEYS.get(raw.table) or ("event_id" if "event_id" in typed else None)
     if key:
         ids = typed[key]
+        if key == "event_id":  # optional column, but once given every event needs its id
+            for i in typed.index[ids.isna()]:
+                report(i, key, "empty event_id (the file has an event_id column)")
         dup = ids.notna() & ids.duplicated(keep=False)
         if dup.any():
             rows_of = ids[dup].groupby(ids[dup]).groups
