@@ -142,22 +142,43 @@ def _weighted(rng: random.Random, pairs):
     return rng.choices(keys, weights)[0]
 
 
+def _a(phrase: str) -> str:
+    """The indefinite article: 'an ivory', 'a pair of loafers'."""
+    if phrase in PLURAL:
+        return "a pair of " + phrase
+    return ("an " if phrase[0].lower() in "aeiou" else "a ") + phrase
+
+
 def _describe(rng: random.Random, it: Item, craft: str) -> str:
     """One to three sentences drawn from interchangeable parts, so descriptions do not repeat."""
     colour, mat, sub = it.color.lower(), it.material, it.subcategory
-    make = rng.choice([
-        f"Cut in {colour} {mat}, the {sub} keeps a soft, structured line.",
-        f"A {sub} in {mat}, finished in {colour} by hand.",
-        f"{it.maison}'s {craft} shows in this {colour} {mat} {sub}.",
-        f"This {sub} pairs {mat} with a {colour} tone that deepens with wear.",
-        f"Made in {mat}, the {sub} comes in {colour} with tonal edges.",
-    ])
     if it.category == "fragrance":
-        make = rng.choice([
-            f"An {mat}-led composition in a {colour.lower()} bottle." if mat[0] in "aeiou" else f"A {mat}-led composition in a {colour.lower()} bottle.",
-            f"The {sub} opens on {mat} and settles close to the skin.",
-            f"{it.maison} builds this {sub} around {mat}, warm and unhurried.",
-        ])
+        make = rng.choice([f"{_a(mat).capitalize()}-led composition in {_a(colour)} bottle.",
+                           f"The {sub} opens on {mat} and settles close to the skin.",
+                           f"{it.maison} builds this {sub} around {mat}, warm and unhurried."])
+    elif it.category == "watches":
+        make = rng.choice([f"The {sub} pairs {_a(colour)} dial with {mat}.",
+                           f"{_a(colour).capitalize()} dial and {mat} define this {sub}, regulated by hand.",
+                           f"{it.maison}'s {craft} shows in this {sub} with {_a(colour)} dial in {mat}."])
+    elif it.category == "jewellery":
+        make = rng.choice([f"{_a(sub).capitalize()} setting {mat} against {it.hardware}, with {_a(colour)} accent.",
+                           f"{mat.capitalize()} and a touch of {colour}, set in {it.hardware}.",
+                           f"{_a(sub).capitalize()} in {mat}, finished with {colour} detailing by hand."])
+    elif it.category in ("silks", "ready-to-wear"):
+        make = rng.choice([f"{_a(sub).capitalize()} in {colour} {mat}, cut and finished by hand.",
+                           f"{mat.capitalize()} in {colour}, shaped into {_a(sub)}.",
+                           f"{it.maison}'s {craft} shapes this {colour} {mat} {sub}.",
+                           f"Offered in {colour} {mat}, with seams and edges finished by hand."])
+    elif it.category == "shoes":  # every shoe subcategory is a pair
+        make = rng.choice([f"Cut in {colour} {mat}, these {sub} sit on a slim, sculpted sole.",
+                           f"{_a(sub).capitalize()} in {colour} {mat}, lasted and stitched by hand.",
+                           f"{it.maison}'s {craft} shows in these {colour} {mat} {sub}."])
+    else:  # leather: handbags, small leather goods
+        make = rng.choice([f"Cut in {colour} {mat}, the {sub} keeps a soft, structured line.",
+                           f"{_a(sub).capitalize()} in {mat}, finished in {colour} by hand.",
+                           f"{it.maison}'s {craft} shows in this {colour} {mat} {sub}.",
+                           f"This {sub} pairs {mat} with {_a(colour)} tone that deepens with wear.",
+                           f"Made in {mat}, the {sub} comes in {colour} with tonal edges."])
     extras = []
     if it.hardware != "none":
         extras.append(rng.choice([f"Fittings are plated in {it.hardware}.", f"The {it.hardware} hardware is polished by hand.",
