@@ -192,3 +192,11 @@ def test_the_project_loader_accepts_the_sample():
     ds = dataset.load_dataset(SAMPLE)
     assert len(ds.items) == len(_read(SAMPLE / "items.csv")) and len(ds.clients) == len(_read(SAMPLE / "clients.csv"))
     assert list(ds.events["event_id"]) == [r["event_id"] for r in _read(SAMPLE / "events.csv")]
+
+
+def test_readme_row_counts_match_the_files(data):
+    readme = (SAMPLE / "README.md").read_text(encoding="utf-8")
+    for name in FILES:
+        found = re.search(rf"^\| {re.escape(name)} \| ([\d,]+) \|", readme, re.M)
+        assert found, f"README.md has no row count for {name}"
+        assert int(found.group(1).replace(",", "")) == len(data[name[:-4]]), f"README.md count for {name} is stale"
