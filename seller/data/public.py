@@ -1,0 +1,177 @@
+"""Loaders for the public benchmark data in ../shared/data into SELLER's data model.
+
+API:
+    load_public(name, root=None) -> Dataset     # name in PUBLIC_DATASETS
+    load_amazon_beauty(root=None) / load_ml100k(root=None) / load_musical_instruments(root=None)
+    public_data_dir(name, root=None) -> Path    # raises PublicDataMissing naming the path
+
+Every loader returns a `Dataset` with the schema's columns; attributes a dataset lacks are left
+empty (None). Mapping decisions:
+- amazon_beauty: sequential.txt gives order only. Timestamps are synthesized as one day per
+  step (the user's i-th item at 2014-01-01 + i days): order and ties are exactly preserved,
+  time-gap features are constant and carry no information (documented, not hidden). A 5-core
+  review implies a purchase: event_type "purchase", channel "online". name = title (ASIN when
+  the title is missing).
+- ml-100k: a rating means the film was watched: event_type "view"; unix-second timestamps;
+  name = title, category = first genre, collection = release year, description = title, year
+  and genres (the text the MiniLM encoder reads).
+- amazon_musical_instruments: a review is a purchase; unix-day timestamps; items have only
+  their ASIN (name = ASIN). The review itself is kept in three extra event columns,
+  `rating` (float), `review_summary` and `review_text`, for PETER-style explanation extraction.
+Events are ordered by (client, timestamp, file order) and carry event_id "e<row>".
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seller.data.schema import CLIENT_COLUMNS, EVENT_COLUMNS, ITEM_COLUMNS
+
+PUBLIC_DATASETS = ("amazon_beauty", "ml-100k", "amazon_musical_instruments")
+_ALIASES = {"beauty": "amazon_beauty", "ml100k": "ml-100k", "musical_instruments":
+            "amazon_musical_instruments", "mi": "amazon_musical_instruments"}
+_BEAUTY_EPOCH = pd.Timestamp("2014-01-01", tz="UTC")
+
+
+class PublicDataMissing(FileNotFoundError):
+    """The shared public-data folder (or one dataset in it) is absent."""
+
+
+def public_data_dir(name: str, root=None) -> Path:
+    from seller.paths import SHARED_DATA_ENV, shared_data_dir
+    name = _ALIASES.get(name, name)
+    if name not in PUBLIC_DATASETS:
+        raise ValueError(f"unknown public dataset {name!r}; choose from {PUBLIC_DATASETS}")
+    base = Path(root) if root is not None else shared_data_dir()
+    d = base / name
+    if not d.is_dir():
+        raise PublicDataMissing(f"public dataset folder {d} is absent (set {SHARED_DATA_ENV} to "
+                                "the folder holding amazon_beauty/, ml-100k/, ...)")
+    return d
+
+
+def load_public(name: str, root=None):
+    name = _ALIASES.get(name, name)
+    loader = {"amazon_beauty": load_amazon_beauty, "ml-100k": load_ml100k,
+              "amazon_musical_instruments": load_musical_instruments}
+    if name not in loader:
+        raise ValueError(f"unknown public dataset {name!r}; choose from {PUBLIC_DATASETS}")
+    return loader[name](root)
+
+
+def _frame(columns, data: dict, n: int) -> pd.DataFrame:
+    """A schema-shaped frame: given columns, the rest empty (None / NaN / NaT / False)."""
+    out = {}
+    for c in columns:
+        if c.name in data:
+            out[c.name] = data[c.name]
+        elif c.kind == "float":
+            out[c.name] = np.full(n, np.nan)
+        elif c.kind == "datetime":
+            out[c.name] = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+        elif c.kind == "bool":
+            out[c.name] = np.zeros(n, dtype=bool)
+        else:
+            out[c.name] = pd.Series([None] * n, dtype=object)
+    return pd.DataFrame(out)
+
+
+def _events(client, item, event_type: str, ts: pd.Series, extra: dict | None = None) -> pd.DataFrame:
+    n = len(client)
+    ev = _frame(EVENT_COLUMNS, {"client_id": pd.Series(client, dtype=str).to_numpy(dtype=object),
+                                "item_id": pd.Series(item, dtype=str).to_numpy(dtype=object),
+                                "event_type": np.full(n, event_type, dtype=object),
+                                "channel": np.full(n, "online", dtype=object),
+                                "timestamp": pd.Series(ts).reset_index(drop=True)}, n)
+    for k, v in (extra or {}).items():
+        ev[k] = pd.Series(v).reset_index(drop=True)
+    # (client, timestamp, file order): a stable sort on the first two keeps the third
+    ev = ev.sort_values(["client_id", "timestamp"], kind="stable").reset_index(drop=True)
+    ev.insert(len(EVENT_COLUMNS), "event_id", [f"e{i}" for i in range(len(ev))])
+    return ev
+
+
+def _dataset(items, clients, events, name):
+    from seller.data.dataset import Dataset
+    return Dataset(items=items, clients=clients, events=events, name=name)
+
+
+def load_amazon_beauty(root=None):
+    d = public_data_dir("amazon_beauty", root)
+    clients, items, order = [], [], []
+    with open(d / "sequential.txt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) < 2:
+                raise ValueError(f"{d / 'sequential.txt'}, line {line_no}: expected "
+                                 f"'user_id item_id ...', got {line.strip()!r}")
+            clients += [parts[0]] * (len(parts) - 1)
+            items += parts[1:]
+            order += range(len(parts) - 1)
+    meta = pd.read_csv(d / "items.csv", dtype=str, keep_default_na=False)
+    used = sorted(set(items), key=int)
+    title = dict(zip(meta["item_id"], meta["title"]))
+    asin = dict(zip(meta["item_id"], meta["asin"]))
+    names = [title.get(i) or asin.get(i) or f"item {i}" for i in used]
+    item_frame = _frame(ITEM_COLUMNS, {"item_id": used, "name": names}, len(used))
+    users = sorted(set(clients), key=int)
+    client_frame = _frame(CLIENT_COLUMNS, {"client_id": users}, len(users))
+    ts = _BEAUTY_EPOCH + pd.to_timedelta(np.asarray(order), unit="D")
+    return _dataset(item_frame, client_frame, _events(clients, items, "purchase", pd.Series(ts)),
+                    "amazon_beauty")
+
+
+def _atomic(path: Path) -> pd.DataFrame:
+    """RecBole atomic file: tab-separated, header `name:type`."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df.columns = [c.split(":")[0] for c in df.columns]
+    return df
+
+
+def load_ml100k(root=None):
+    d = public_data_dir("ml-100k", root)
+    inter = _atomic(d / "ml-100k.inter")
+    movies = _atomic(d / "ml-100k.item")
+    users = _atomic(d / "ml-100k.user")
+    genres = movies["class"].str.split()
+    desc = [f"{t} ({y}). Genres: {', '.join(g)}." for t, y, g in
+            zip(movies["movie_title"], movies["release_year"], genres)]
+    items = _frame(ITEM_COLUMNS, {
+        "item_id": movies["item_id"].to_numpy(dtype=object),
+        "name": movies["movie_title"].to_numpy(dtype=object),
+        "category": [g[0] if g else None for g in genres],
+        "collection": movies["release_year"].replace("", None).to_numpy(dtype=object),
+        "description": desc}, len(movies))
+    clients = _frame(CLIENT_COLUMNS, {"client_id": users["user_id"].to_numpy(dtype=object)},
+                     len(users))
+    ts = pd.to_datetime(inter["timestamp"].astype(float).astype(np.int64), unit="s", utc=True)
+    return _dataset(items, clients, _events(inter["user_id"], inter["item_id"], "view", ts),
+                    "ml-100k")
+
+
+def load_musical_instruments(root=None):
+    d = public_data_dir("amazon_musical_instruments", root)
+    path = d / "reviews_Musical_Instruments_5.json.gz"
+    rows = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            try:
+                r = json.loads(line)
+                rows.append((r["reviewerID"], r["asin"], int(r["unixReviewTime"]),
+                             float(r["overall"]), r.get("summary", ""), r.get("reviewText", "")))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}, line {line_no}: bad review record ({e})") from e
+    raw = pd.DataFrame(rows, columns=["client", "item", "ts", "rating", "summary", "text"])
+    item_ids = sorted(raw["item"].unique())
+    items = _frame(ITEM_COLUMNS, {"item_id": item_ids, "name": item_ids}, len(item_ids))
+    client_ids = sorted(raw["client"].unique())
+    clients = _frame(CLIENT_COLUMNS, {"client_id": client_ids}, len(client_ids))
+    ts = pd.to_datetime(raw["ts"], unit="s", utc=True)
+    events = _events(raw["client"], raw["item"], "purchase", ts,
+                     {"rating": raw["rating"], "review_summary": raw["summary"],
+                      "review_text": raw["text"]})
+    return _dataset(items, clients, events, "amazon_musical_instruments")
