@@ -122,8 +122,13 @@ class FeedbackStore:
     def _create_engine(self, busy_timeout_s: float) -> Engine:
         if self.url.get_backend_name() != "sqlite":
             return create_engine(self.url, pool_pre_ping=True)
-        if self.url.database and self.url.database != ":memory:":
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.url.database and self.url.database != ":memory:" and not self.url.query.get("uri"):
+            folder = Path(self.url.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FeedbackStoreError(f"feedback database ({self.where}): cannot create its folder "
+                                         f"{folder}: {e.strerror}") from e
         engine = create_engine(self.url, connect_args={"timeout": busy_timeout_s})
 
         @event.listens_for(engine, "connect")

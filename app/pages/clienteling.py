@@ -1,0 +1,143 @@
+"""Clienteling: pick a client, read their history, present recommendations with explanations."""
+import streamlit as st
+
+from app import services, views
+from seller.data.schema import EXPLANATION_STYLES
+from seller.feedback.store import FeedbackStoreError, Vote
+
+K = 5  # cards per client: what an associate can present in one conversation
+
+data = services.dataset()
+store = services.feedback_store()
+if store.notice:
+    st.error(f":material/error: Feedback is not being saved. {store.notice}")
+
+# -- client picker ----------------------------------------------------------------------------
+clients = data.clients
+search, tier, boutique = st.columns([2, 1, 1])
+query = search.text_input("Search clients", placeholder="Name or client id", key="client_query")
+tiers = tier.multiselect("Tier", sorted(clients["tier"].dropna().unique()), key="tier_filter")
+boutiques = boutique.multiselect("Boutique", sorted(clients["home_boutique"].dropna().unique()),
+                                 key="boutique_filter")
+shown = views.filter_clients(clients, query, tiers, boutiques)
+if shown.empty:
+    st.info("No client matches this search.")
+    st.stop()
+labels = {row.client_id: views.client_label(row._asdict()) for row in shown.itertuples(index=False)}
+client_id = st.selectbox(f"Client ({len(shown)} of {len(clients)})", list(labels),
+                         format_func=labels.get, key="client_id")
+client = clients.set_index("client_id").loc[client_id]
+history = views.client_events(data.events, data.items, client_id)
+summary = views.spend_summary(history)
+
+# -- header -----------------------------------------------------------------------------------
+st.header(client.get("display_name") or client_id, anchor=False)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Tier", client.get("tier") or "—")
+c2.metric("Boutique", client.get("home_boutique") or "—")
+c3.metric("Lifetime spend", views.money(summary["spend"], summary["currency"]))
+last = summary["last_visit"]
+c4.metric("Last boutique visit", last.strftime("%d %b %Y") if last is not None else "—")
+
+# -- recommendations --------------------------------------------------------------------------
+rec_model = services.recommender()
+explainer = services.explainer()
+if rec_model.value is None:
+    st.warning(f":material/info: {rec_model.notice}")
+    recs = []
+else:
+    recs = rec_model.value.recommend(client_id, k=K)
+if explainer.value is None:
+    st.info(f":material/info: {explainer.notice}")
+
+experiment = services.experiment()
+assigned = experiment.assign(services.associate_id(), client_id)
+choice = st.segmented_control(
+    "Explanation style", ["experiment", *EXPLANATION_STYLES], default="experiment", key="style_choice",
+    format_func=lambda s: f"Experiment: {assigned}" if s == "experiment" else s.capitalize())
+style = assigned if choice in (None, "experiment") else choice
+variant = assigned if choice in (None, "experiment") else "manual"
+
+items = data.items.set_index("item_id")
+st.subheader("Timeline", anchor=False)
+focus = None
+if recs:
+    focus = st.pills("Show the events behind", [r.item_id for r in recs], default=recs[0].item_id,
+                     format_func=lambda i: items.loc[i, "name"], key="focus_item")
+timeline = st.empty()
+
+st.subheader("Recommendations", anchor=False)
+votes = {}
+if store.value is not None:
+    try:
+        votes = store.value.votes_of(services.associate_id(), client_id)
+    except FeedbackStoreError as e:
+        st.error(f":material/error: {e}")
+
+
+def cast(vote: Vote) -> None:
+    try:
+        store.value.vote(vote)
+        st.toast("Thank you: feedback saved.", icon=":material/check:")
+    except FeedbackStoreError as e:
+        st.session_state["vote_error"] = str(e)
+
+
+if err := st.session_state.pop("vote_error", None):
+    st.error(f":material/error: Vote not saved. {err}")
+
+explained = {}
+for rec in recs:
+    item = items.loc[rec.item_id]
+    with st.container(border=True, key=f"card-{rec.item_id}"):
+        facts, text = st.columns([2, 5])
+        facts.markdown(f"**{item['name']}**  \n{item.get('maison') or ''}")
+        facts.caption(" · ".join(str(v) for v in (item.get("category"), item.get("color"),
+                                                   item.get("material")) if isinstance(v, str) and v))
+        if item.get("price") == item.get("price"):  # not NaN
+            facts.markdown(views.money(item["price"], item.get("currency") or ""))
+        if explainer.value is None:
+            text.caption("Explanation unavailable: the explanation model is not installed.")
+            exp = None
+        else:
+            with text:
+                exp = services.explanation(explainer.value, client_id, rec.item_id, style,
+                                           write_stream=st.write_stream)
+            explained[rec.item_id] = exp
+        with text.expander("Why", icon=":material/insights:"):
+            if exp is not None and getattr(exp, "gate_weights", None) is not None:
+                st.caption("Adapter experts (gate weights)")
+                st.bar_chart(views.gate_frame(exp.gate_weights), x="expert", y="weight",
+                             horizontal=True, height=160, color="#8C6A3F")
+            weighed = views.weighing_events(history, rec.top_events)
+            if len(weighed):
+                st.caption("History events that weighed most")
+                st.dataframe(weighed, hide_index=True, width="stretch")
+            else:
+                st.caption("No history events weighed on this recommendation.")
+        if exp is not None:
+            current = votes.get((rec.item_id, style, exp.model_version))
+            vote = dict(associate_id=services.associate_id(), client_id=client_id, item_id=rec.item_id,
+                        style=style, variant=variant, explanation=exp.text, model_version=exp.model_version,
+                        latency_ms=1000 * exp.latency_s if exp.latency_s is not None else None)
+            up, down, _ = text.columns([1, 1, 8])
+            up.button("", icon=":material/thumb_up:", key=f"up-{rec.item_id}", help="Helpful explanation",
+                      type="primary" if current == 1 else "secondary", disabled=store.value is None,
+                      on_click=cast, args=(Vote(**vote, vote=1),))
+            down.button("", icon=":material/thumb_down:", key=f"down-{rec.item_id}",
+                        help="Unhelpful explanation", type="primary" if current == -1 else "secondary",
+                        disabled=store.value is None, on_click=cast, args=(Vote(**vote, vote=-1),))
+
+# the timeline goes above the cards but is drawn last: it highlights what the explanations cite
+if focus in explained:
+    cited, label = list(explained[focus].cited_event_ids), "Cited by the explanation"
+elif focus is not None:
+    cited, label = [e for e, _ in next(r for r in recs if r.item_id == focus).top_events], "Weighed most"
+else:
+    cited, label = [], ""
+with timeline:
+    if history.empty:
+        st.caption("No events recorded for this client.")
+    else:
+        st.plotly_chart(views.timeline_figure(history, cited, label), width="stretch",
+                        config={"displayModeBar": False})

@@ -1,0 +1,164 @@
+"""What the pages share: cached loaders (data, models, feedback store) and the explanation cache.
+
+Everything heavy loads once per server process (`st.cache_resource`) and is keyed by the setting
+it came from, so changing an env var (or a test pointing at another DB) gets a fresh resource.
+A missing model is reported as a `Loaded` with a notice, never replaced by made-up output.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from seller.feedback.experiments import Experiment
+from seller.feedback.store import FeedbackStore, FeedbackStoreError, resolve_url
+from seller.paths import MODELS
+
+NOT_INSTALLED = "Explanation model not installed"
+
+
+@dataclass
+class Loaded:
+    value: Any | None  # the loaded object, or None when it is unavailable
+    notice: str | None = None  # why it is unavailable, shown to the associate
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("SELLER_MODEL") or MODELS / "sample")
+
+
+def associate_id() -> str:
+    return st.session_state.get("associate_id") or os.environ.get("SELLER_ASSOCIATE", "associate-1")
+
+
+# -- data -------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading client data…")
+def _dataset(data_dir: str | None):
+    from seller.data import dataset
+    return dataset.load_dataset(data_dir) if data_dir else dataset.load_sample()
+
+
+def dataset():
+    """Clients, items and events: env `SELLER_DATA` (a store dir) or the repo's sample_data/."""
+    return _dataset(os.environ.get("SELLER_DATA") or None)
+
+
+# -- models -----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the explanation model…")
+def _explainer(directory: str, data_dir: str | None) -> Loaded:
+    try:
+        from seller.explain import Explainer
+    except ImportError as e:
+        return Loaded(None, f"{NOT_INSTALLED}: the seller.explain module is missing ({e}).")
+    if not Path(directory).is_dir():
+        return Loaded(None, f"{NOT_INSTALLED}: no model folder at {directory}.")
+    try:
+        # the app's dataset, so page and model agree on ids; a model trained on another catalog
+        # fails here with the recommender's catalog-mismatch message
+        return Loaded(Explainer.from_pretrained(
+            directory, dataset=_dataset(data_dir), n_threads=int(os.environ.get("SELLER_THREADS", "2")),
+            n_gpu_layers=int(os.environ.get("SELLER_GPU_LAYERS", "0"))))
+    except Exception as e:  # a broken model folder is a notice on the page, not a crash
+        return Loaded(None, f"{NOT_INSTALLED}: loading {directory} failed: {type(e).__name__}: {e}")
+
+
+def explainer() -> Loaded:
+    return _explainer(str(model_dir()), os.environ.get("SELLER_DATA") or None)
+
+
+@st.cache_resource(show_spinner="Loading the recommender…")
+def _recommender(directory: str, data_dir: str | None) -> Loaded:
+    try:
+        from seller.recommend import Recommender
+    except ImportError as e:
+        return Loaded(None, f"No recommender installed: the seller.recommend module is missing ({e}).")
+    for candidate in (Path(directory) / "recommender", Path(directory)):
+        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
+            try:
+                return Loaded(Recommender.from_pretrained(candidate, _dataset(data_dir)))
+            except Exception as e:
+                return Loaded(None, f"Recommender at {candidate} failed to load: {type(e).__name__}: {e}")
+    return Loaded(None, f"No recommender installed: no checkpoint under {directory}.")
+
+
+def recommender() -> Loaded:
+    """Whatever recommends: the Explainer when it exists, else the plain Recommender."""
+    loaded = explainer()
+    if loaded.value is not None:
+        return loaded
+    return _recommender(str(model_dir()), os.environ.get("SELLER_DATA") or None)
+
+
+def model_version(model) -> str:
+    return str(getattr(model, "model_version", None) or "unversioned")
+
+
+# -- feedback ---------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> FeedbackStore:
+    return FeedbackStore(url)  # an exception is not cached: the next run retries
+
+
+def feedback_store() -> Loaded:
+    url = resolve_url()
+    try:
+        return Loaded(_store(url))
+    except FeedbackStoreError as e:
+        return Loaded(None, str(e))
+
+
+def experiment() -> Experiment:
+    """The running style experiment: env `SELLER_EXPERIMENT` (name) and `SELLER_EXPERIMENT_WEIGHTS`."""
+    name = os.environ.get("SELLER_EXPERIMENT", "explanation-style-1")
+    spec = os.environ.get("SELLER_EXPERIMENT_WEIGHTS", "feature=1,style=1,occasion=1")
+    return Experiment.from_spec(name, spec)
+
+
+# -- explanations -----------------------------------------------------------------------------
+@dataclass
+class ExplanationCache:
+    """Explanations per (client, item, style, model version), shared by all sessions."""
+    entries: dict = field(default_factory=dict)
+    first_chunk_s: dict = field(default_factory=dict)  # measured time to first words
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource(show_spinner=False)
+def explanation_cache() -> ExplanationCache:
+    return ExplanationCache()
+
+
+def explanation(model, client_id: str, item_id: str, style: str,
+                write_stream: Callable | None = None):
+    """The cached Explanation, or a fresh one streamed through `write_stream` as it is generated."""
+    cache = explanation_cache()
+    key = (client_id, item_id, style, model_version(model))
+    with cache.lock:
+        if key in cache.entries:
+            return cache.entries[key]
+    if write_stream is None:
+        result = model.explain(client_id, item_id, style, stream=False)
+    else:
+        result = _stream(model, client_id, item_id, style, write_stream, cache, key)
+    with cache.lock:
+        cache.entries[key] = result
+    return result
+
+
+def _stream(model, client_id, item_id, style, write_stream, cache, key):
+    """Show text chunks as they come; the finished stream carries the full Explanation."""
+    start = time.perf_counter()
+    stream = model.explain(client_id, item_id, style, stream=True)
+
+    def chunks():
+        for chunk in stream:
+            cache.first_chunk_s.setdefault(key, time.perf_counter() - start)
+            yield chunk
+
+    write_stream(chunks())
+    return stream.explanation

@@ -1,0 +1,110 @@
+"""`seller bench app`: what an associate waits for when opening a client, with models warm.
+
+Per client: (1) time to first words = recommend(k) + the first card's explanation streamed until
+its first text chunk (what the page shows first); (2) all cards = recommend(k) + explanations of
+all k items (the page's total wait). Targets from the brief: first words <= 0.5 s, all five
+<= 3 s on 2 CPU cores. Writes JSON and a markdown table under benchmarks/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+TARGET_FIRST_S = 0.5
+TARGET_ALL_S = 3.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="explainer folder (default models/sample or env SELLER_MODEL)")
+    parser.add_argument("--data", default=None, help="store dir of clients (default: the sample data)")
+    parser.add_argument("--clients", type=int, default=10, help="clients to time (after one warm-up client)")
+    parser.add_argument("--k", type=int, default=5, help="recommendations per client")
+    parser.add_argument("--style", default="feature", help="explanation style")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the 2-core target)")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/app_latency.json)")
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("app", help="app latency benchmark")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _time_client(explainer, client_id: str, k: int, style: str) -> dict:
+    start = time.perf_counter()
+    recs = explainer.recommend(client_id, k)
+    rec_s = time.perf_counter() - start
+    first_s = None
+    for chunk in explainer.explain(client_id, recs[0].item_id, style, stream=True):
+        if isinstance(chunk, str) and chunk.strip() and first_s is None:
+            first_s = time.perf_counter() - start
+    start = time.perf_counter()
+    recs = explainer.recommend(client_id, k)
+    explanations = explainer.explain_many(client_id, [r.item_id for r in recs], style)
+    all_s = time.perf_counter() - start
+    return {"client_id": client_id, "recommend_s": rec_s, "first_words_s": first_s, "all_s": all_s,
+            "n_explanations": len(explanations),
+            "chars": sum(len(e.text) for e in explanations)}
+
+
+def _summary(values: list[float]) -> dict:
+    values = sorted(values)
+    return {"median": statistics.median(values), "p90": values[min(len(values) - 1, int(0.9 * len(values)))],
+            "max": values[-1]}
+
+
+def run(args) -> int:
+    import torch
+
+    from seller.data import dataset as ds
+    from seller.paths import MODELS
+
+    try:
+        from seller.explain import Explainer
+    except ImportError as e:
+        print(f"seller bench app: the explanation model is not installed (seller.explain: {e})", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    model_dir = Path(args.model or os.environ.get("SELLER_MODEL") or MODELS / "sample")
+    if not model_dir.is_dir():
+        print(f"seller bench app: no model folder at {model_dir}; train one first (seller train)", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    explainer = Explainer.from_pretrained(model_dir)
+    load_s = time.perf_counter() - t0
+    data = ds.load_dataset(args.data) if args.data else ds.load_sample()
+    active = data.events["client_id"].value_counts().index.tolist()  # clients with history first
+    clients = active[: args.clients + 1]
+    _time_client(explainer, clients[0], args.k, args.style)  # warm-up: caches, allocations
+    rows = [_time_client(explainer, c, args.k, args.style) for c in clients[1:]]
+    first = _summary([r["first_words_s"] for r in rows if r["first_words_s"] is not None])
+    total = _summary([r["all_s"] for r in rows])
+    result = {
+        "benchmark": "app_latency", "model_dir": str(model_dir),
+        "model_version": str(getattr(explainer, "model_version", "")), "dataset": data.name,
+        "k": args.k, "style": args.style, "threads": args.threads, "load_s": load_s,
+        "first_words_s": first, "all_s": total,
+        "targets": {"first_words_s": TARGET_FIRST_S, "all_s": TARGET_ALL_S},
+        "meets_targets": first["median"] <= TARGET_FIRST_S and total["median"] <= TARGET_ALL_S,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__, "cuda": torch.cuda.is_available()},
+        "clients": rows,
+    }
+    out = Path(args.out) if args.out else Path("benchmarks/results") / "app_latency.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    md = (f"| k | threads | first words median / p90 (s) | all {args.k} median / p90 (s) | target |\n"
+          f"|---|---|---|---|---|\n"
+          f"| {args.k} | {args.threads} | {first['median']:.2f} / {first['p90']:.2f} | "
+          f"{total['median']:.2f} / {total['p90']:.2f} | ≤ {TARGET_FIRST_S} / ≤ {TARGET_ALL_S} |\n")
+    out.with_suffix(".md").write_text(md)
+    print(md, end="")
+    print(f"written {out} and {out.with_suffix('.md')}")
+    return 0
