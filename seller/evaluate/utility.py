@@ -68,6 +68,8 @@ class ChoiceCase:
     profile: str
 
     def __post_init__(self):
+        if len(self.explanations) < 2:
+            raise ValueError(f"case {self.case_id}: a choice needs at least 2 candidates")
         if not 0 <= self.true_index < len(self.explanations):
             raise ValueError(f"case {self.case_id}: true_index {self.true_index} outside "
                              f"{len(self.explanations)} candidates")

@@ -1,0 +1,177 @@
+"""The explanation methods compared by `seller evaluate`, behind one small interface.
+
+    method.explain(case, item_ids) -> list[Generated]     # one per item, same order
+
+Every method sees the same `Case`: the client, the style and the target time; the history it
+may use is the client's events strictly BEFORE the target (never the future, never the
+reference text). Methods:
+- template: no model. Picks the history event whose item shares most catalogue attributes with
+  the candidate (ties: the latest) and fills a per-style sentence with real names and dates,
+  so it is grounded by construction; on data without attributes it names the candidate only.
+- text-only: the same frozen GGUF through `SoftPromptLLM`, the same layout builder and the same
+  history facts as SELLER, with zero soft prompts: what the LLM does with history as text alone.
+- pepler / seller-no-seq / seller-dense / seller: trained adapters served by
+  `seller.explain.Explainer` (the ADAPTER engineer's), one model directory each.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ATTRS = ("maison", "category", "color", "material", "hardware", "collection")
+VERBS = {"purchase": "bought", "try_on": "tried on", "wishlist": "wishlisted", "view": "viewed",
+         "add_to_cart": "added to the basket", "return": "returned"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One held-out (client, target, style): the true next item is candidates[true_index]."""
+
+    case_id: str
+    client_id: str
+    style: str
+    target_time: pd.Timestamp
+    item_id: str
+    reference: str
+    candidates: tuple[str, ...]
+    true_index: int
+    profile: str  # built from FUTURE item attributes, for the utility simulator only
+
+
+@dataclass
+class Generated:
+    text: str
+    gate_weights: list[float] | None = None
+    cited_event_ids: tuple[str, ...] = ()
+    latency_s: float = 0.0
+
+
+@dataclass
+class TemplateMethod:
+    """Fill-in-the-blanks explanations from catalogue facts and the closest earlier event."""
+
+    items: pd.DataFrame
+    events: pd.DataFrame
+    name: str = "template"
+    _items: pd.DataFrame = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._items = self.items.set_index("item_id", drop=False)
+        self._by_client = {c: df for c, df in self.events.groupby("client_id", sort=False)}
+
+    def _val(self, item_id: str, col: str) -> str:
+        v = self._items.at[item_id, col] if col in self._items else None
+        return "" if v is None or pd.isna(v) else str(v).strip()
+
+    def _anchor(self, history: pd.DataFrame, item_id: str):
+        """The earlier event whose item shares most attributes with the candidate."""
+        if history.empty:
+            return None, []
+        best, best_shared = None, []
+        for _, ev in history.iloc[::-1].iterrows():  # latest first: ties keep the latest
+            shared = [c for c in ATTRS if self._val(item_id, c)
+                      and self._val(item_id, c).lower() == self._val(ev["item_id"], c).lower()]
+            if best is None or len(shared) > len(best_shared):
+                best, best_shared = ev, shared
+        return best, best_shared
+
+    def explain(self, case: Case, item_ids) -> list[Generated]:
+        df = self._by_client.get(case.client_id, self.events.iloc[0:0])
+        history = df[df["timestamp"] < case.target_time]
+        out = []
+        for item_id in item_ids:
+            t0 = time.perf_counter()
+            ev, shared = self._anchor(history, item_id)
+            out.append(Generated(self._sentence(case.style, item_id, ev, shared),
+                                 cited_event_ids=(ev["event_id"],) if ev is not None else (),
+                                 latency_s=time.perf_counter() - t0))
+        return out
+
+    def _sentence(self, style: str, item_id: str, ev, shared: list[str]) -> str:
+        name = self._val(item_id, "name") or item_id
+        desc = " ".join(v for v in (self._val(item_id, "color"), self._val(item_id, "material")) if v)
+        by = self._val(item_id, "maison")
+        what = f"{name}" + (f" in {desc}" if desc else "") + (f" by {by}" if by else "")
+        if ev is None:
+            return f"{what} is a fitting next piece."
+        past = self._val(ev["item_id"], "name") or ev["item_id"]
+        verb = VERBS.get(ev["event_type"], ev["event_type"])
+        ts = ev["timestamp"]
+        when = f"{ts.day} {ts.strftime('%B')} {ts.year}"
+        link = (" and ".join(self._val(item_id, c).lower() for c in shared[:2])
+                if shared else "a clear line of taste")
+        if style == "style":
+            return f"{what} continues the taste shown by the {past} the client {verb} on {when}."
+        if style == "occasion":
+            return f"{what} suits the season ahead, as the {past} the client {verb} on {when} did."
+        return f"{what} shares {link} with the {past} the client {verb} on {when}."
+
+
+@dataclass
+class TextOnlyMethod:
+    """History facts as text, no soft prompts, same GGUF and layout as SELLER."""
+
+    items: pd.DataFrame
+    events: pd.DataFrame
+    llm: object  # seller.llm.runtime.SoftPromptLLM
+    max_facts: int = 6  # the training config's data.max_fact_events
+    max_tokens: int = 48  # the training config's llm.max_target_tokens
+    name: str = "text-only"
+
+    def __post_init__(self):
+        self._items = self.items.set_index("item_id", drop=False)
+        self._by_client = {c: df for c, df in self.events.groupby("client_id", sort=False)}
+
+    def explain(self, case: Case, item_ids) -> list[Generated]:
+        from seller.adapter.facts import history_facts, instruction, item_text
+        from seller.llm.layout import build_layout
+
+        df = self._by_client.get(case.client_id, self.events.iloc[0:0])
+        history = df[df["timestamp"] < case.target_time]
+        facts, ids = history_facts(history, self._items, self.max_facts)
+        layouts = [build_layout(self.llm.tokenizer, instruction=instruction(case.style),
+                                history=facts, item=item_text(self._items.loc[i]), n_soft=0,
+                                max_positions=self.llm.n_ctx // max(1, len(item_ids))
+                                - self.max_tokens)
+                   for i in item_ids]
+        t0 = time.perf_counter()
+        texts = self.llm.generate_many(layouts, None, max_tokens=self.max_tokens)
+        per = (time.perf_counter() - t0) / len(item_ids)
+        return [Generated(t.strip(), None, tuple(ids), per) for t in texts]
+
+
+@dataclass
+class ExplainerMethod:
+    """A trained adapter served by `seller.explain.Explainer` (SELLER and its ablations)."""
+
+    model_dir: Path
+    name: str
+    _explainer: object = field(init=False, repr=False)
+
+    def __post_init__(self):
+        from seller.explain import Explainer
+
+        self._explainer = Explainer.from_pretrained(self.model_dir)
+        params = inspect.signature(self._explainer.explain_many).parameters
+        if "before" not in params:
+            raise TypeError(f"{self.model_dir}: Explainer.explain_many has no `before=` argument; "
+                            "held-out evaluation must hide events at and after the target")
+
+    def explain(self, case: Case, item_ids) -> list[Generated]:
+        got = self._explainer.explain_many(case.client_id, list(item_ids), case.style,
+                                           before=case.target_time)
+        return [Generated(e.text.strip(), _as_list(e.gate_weights),
+                          tuple(e.cited_event_ids or ()), float(e.latency_s or 0.0)) for e in got]
+
+
+def _as_list(w) -> list[float] | None:
+    if w is None:
+        return None
+    if hasattr(w, "detach"):
+        w = w.detach().cpu().numpy()
+    return [float(x) for x in np.asarray(w, dtype=np.float64).ravel()]

@@ -1,0 +1,261 @@
+"""`seller evaluate --dataset {sample,musical_instruments} --out reports/NAME/`.
+
+Every method explains the same held-out cases. The test clients are the training config's own
+test split (`seller.adapter.data.split_clients` on `configs/<dataset>.toml`), so nothing here is
+tuned on, or trained on, a test client. A case is one reference row of a test client: (client,
+target time, true item, style, reference text). Its K candidates are the true item plus the
+recommender's K-1 best other items for the history before the target (popularity among
+non-test clients when no trained recommender exists; the report says which). Each method writes
+one explanation per candidate; text metrics use the true item's, grounding uses all, utility
+uses all K (see seller/evaluate/utility.py).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seller.evaluate import grounding, text, utility
+from seller.evaluate.methods import Case, ExplainerMethod, Generated, TemplateMethod, TextOnlyMethod
+
+log = logging.getLogger(__name__)
+
+METHODS = ("template", "text-only", "pepler", "seller-no-seq", "seller-dense", "seller")
+# Where each trained variant lives under --models (the ADAPTER engineer's layout).
+MODEL_SUBDIRS = {"seller": ".", "seller-dense": "dense", "seller-no-seq": "no-sequence",
+                 "pepler": "pepler"}
+ITEM_FEATURES = ("maison", "category", "subcategory", "color", "material", "hardware",
+                 "collection")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_cases: int = 60  # held-out cases per method: 60 x K=4 = 240 explanations per method
+    k: int = 4  # candidates per case (utility); the true item + 3 recommended ones
+    n_bootstrap: int = 1000  # resamples for every CI
+    max_tokens: int | None = None  # PETER's 15-token truncation for review data; None = full
+    seed: int = 0  # case sampling, shuffles, bootstrap
+
+
+# ------------------------------------------------------------------------------ cases
+def _candidates_by_recommender(rec, dataset, client_id, target, true_item, k) -> list[str]:
+    from seller.recommend import PURCHASE, segment_index
+
+    seq = rec.history(client_id)
+    n = int(np.searchsorted(seq.timestamps, int(target.timestamp()), side="left"))
+    seg = segment_index(dataset, rec.segments).get(client_id, 0)
+    scores = rec.score_histories([seq[:n]], [seg])[0].numpy().copy()
+    bought = seq.items[:n][seq.event_types[:n] == PURCHASE]
+    scores[bought] = -np.inf
+    order = [rec.item_ids[i] for i in np.argsort(-scores, kind="stable")]
+    return [i for i in order if i != true_item][:k - 1]
+
+
+def build_cases(dataset, refs: pd.DataFrame, test_clients: list[str], config: EvalConfig,
+                recommender=None, future: int = 3) -> tuple[list[Case], str]:
+    """Sample up to `max_cases` reference rows of the test clients (styles in turn) and give
+    each its candidates and future profile. Returns (cases, where the candidates came from)."""
+    rows = refs[refs["client_id"].astype(str).isin(set(test_clients))]
+    if rows.empty:
+        raise ValueError("no reference explanations for the test clients")
+    rng = np.random.default_rng(config.seed)
+    rows = rows.iloc[rng.permutation(len(rows))]
+    # Round-robin over styles so every style gets its share of the budget.
+    rows = rows.assign(_r=rows.groupby("style").cumcount()).sort_values(["_r", "style"], kind="stable")
+    rows = rows.head(config.max_cases)
+    ev = dataset.events
+    pool = ev[~ev["client_id"].isin(set(test_clients))]["item_id"].value_counts().index.tolist()
+    pool += [i for i in dataset.items["item_id"] if i not in set(pool)]  # never short of items
+    source = "recommender top items" if recommender is not None else (
+        "popular items among training clients (no trained recommender found)")
+    cases = []
+    for r in rows.itertuples(index=False):
+        cid, iid, t = str(r.client_id), str(r.item_id), r.target_timestamp
+        if recommender is not None:
+            others = _candidates_by_recommender(recommender, dataset, cid, t, iid, config.k)
+        else:
+            others = [i for i in pool if i != iid][:config.k - 1]
+        mine = ev[ev["client_id"] == cid]
+        fut = list(dict.fromkeys(mine[mine["timestamp"] >= t]["item_id"]))
+        fut = [iid] + [i for i in fut if i != iid]
+        try:
+            profile = utility.future_profile(dataset.items, fut[:future])
+        except KeyError:
+            profile = ""
+        cases.append(Case(f"{cid}@{t.isoformat()}:{r.style}", cid, r.style, t, iid,
+                          str(r.text), tuple([iid] + others), 0, profile))
+    return cases, source
+
+
+# ------------------------------------------------------------------------------ metrics
+def _bootstrap(values_fn, n: int, n_boot: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    stats = [values_fn(rng.integers(0, n, size=n)) for _ in range(n_boot)]
+    lo, hi = np.quantile(stats, [0.025, 0.975])
+    return [float(lo), float(hi)]
+
+
+def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checker,
+                 encoder, features: list[list[str]], vocabulary: list[str],
+                 config: EvalConfig) -> dict:
+    hyps = [g[c.true_index].text for c, g in zip(cases, gens)]
+    refs = [c.reference for c in cases]
+    tcfg = text.TextMetricsConfig(max_tokens=config.max_tokens)
+    out = {"text": text.text_metrics(hyps, refs, features, vocabulary, encoder, tcfg)}
+    ht = [text.tokenize(h, config.max_tokens) for h in hyps]
+    rt = [text.tokenize(r, config.max_tokens) for r in refs]
+    rl = np.array([text.rouge_l_pair(h, r) for h, r in zip(ht, rt)]) * 100
+    nb = min(config.n_bootstrap, 300)  # corpus BLEU is recomputed per resample
+    out["ci"] = {
+        "rougeL": _bootstrap(lambda ix: rl[ix].mean(), len(rl), config.n_bootstrap, config.seed),
+        "bleu4": _bootstrap(lambda ix: text.bleu([ht[i] for i in ix], [rt[i] for i in ix], 4),
+                            len(ht), nb, config.seed),
+    }
+    if checker is not None and checker.vocabulary_size:
+        results = [checker.check(c.client_id, item, c.target_time, g.text, g.cited_event_ids)
+                   for c, gs in zip(cases, gens) for item, g in zip(c.candidates, gs)]
+        out["grounding"] = grounding.summarise(results)
+        cited = np.array([len(r.citations) for r in results], dtype=float)
+        bad = np.array([len(r.hallucinations) for r in results], dtype=float)
+        out["ci"]["hallucination_rate"] = _bootstrap(
+            lambda ix: bad[ix].sum() / max(1.0, cited[ix].sum()), len(cited),
+            config.n_bootstrap, config.seed)
+    else:
+        out["grounding"] = None
+    ucfg = utility.UtilityConfig(k=max(2, config.k), n_bootstrap=config.n_bootstrap,
+                                 seed=config.seed)
+    choice = [utility.ChoiceCase(c.case_id, c.style, tuple(x.text for x in g), c.true_index,
+                                 c.profile) for c, g in zip(cases, gens) if c.profile]
+    out["utility"] = (utility.summarise(utility.choice_rates(choice, encoder.encode, ucfg), ucfg)
+                      if choice and encoder is not None else None)
+    experts: dict[str, list] = {}
+    for c, gs in zip(cases, gens):
+        for g in gs:
+            if g.gate_weights:
+                experts.setdefault(c.style, []).append(g.gate_weights)
+    out["experts"] = {s: np.mean(w, axis=0).tolist() for s, w in experts.items()} or None
+    return out
+
+
+# ------------------------------------------------------------------------------ the command
+def add_arguments(parser) -> None:
+    parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample")
+    parser.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
+    parser.add_argument("--config", default=None,
+                        help="training config whose test split is evaluated (default configs/<dataset>.toml)")
+    parser.add_argument("--models", default=None, help="trained models folder (default: the config's train.out_dir)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--max-cases", type=int, default=EvalConfig.max_cases)
+    parser.add_argument("--k", type=int, default=EvalConfig.k)
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
+
+
+def _repo() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def run(args) -> int:
+    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in METHODS]
+    if unknown:
+        print(f"seller evaluate: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})",
+              file=sys.stderr)
+        return 2
+    import torch
+
+    from seller.adapter.data import load_dataset, load_explanations, split_clients
+    from seller.config import load_config
+
+    torch.set_num_threads(args.threads)
+    cfg_path = Path(args.config or _repo() / "configs" / f"{args.dataset}.toml")
+    cfg = load_config(cfg_path)
+    dataset = load_dataset(cfg.data)
+    refs = load_explanations(cfg.data, dataset)
+    split = split_clients(refs["client_id"].astype(str).unique(), cfg.data)
+    models = Path(args.models or _repo() / cfg.train.out_dir)
+    rec = None
+    rec_dir = _repo() / cfg.train.recommender
+    if rec_dir.exists():
+        from seller.recommend import Recommender
+        rec = Recommender.from_pretrained(rec_dir, dataset)
+    review_data = args.dataset == "musical_instruments"
+    config = EvalConfig(max_cases=args.max_cases, k=args.k, max_tokens=15 if review_data else None)
+    cases, source = build_cases(dataset, refs, split["test"], config, rec)
+    print(f"evaluate: {len(cases)} cases from {len(split['test'])} test clients, "
+          f"K={config.k}, candidates: {source}", file=sys.stderr)
+
+    if review_data:  # PETER: features are the review's aspect words; lexicon = all aspects
+        aspects = (refs.drop_duplicates(["client_id", "item_id"])
+                   .set_index(["client_id", "item_id"])["aspects"].astype(str))
+        features = [aspects.get((c.client_id, c.item_id), "").split(";") for c in cases]
+        vocabulary = sorted({a for s in refs["aspects"].astype(str) for a in s.split(";") if a})
+        checker = None
+    else:
+        items = dataset.items.set_index("item_id")
+        features = [[str(items.at[c.item_id, f]) for f in ITEM_FEATURES
+                     if f in items and pd.notna(items.at[c.item_id, f])] for c in cases]
+        vocabulary = sorted({str(v) for f in ITEM_FEATURES if f in items
+                             for v in items[f].dropna().unique()})
+        checker = grounding.GroundingChecker(dataset.items, dataset.events)
+    encoder = text.SentenceEncoder()
+
+    results = {"dataset": dataset.name, "n_cases": len(cases), "n_clients": len(split["test"]),
+               "k": config.k, "candidates_from": source, "methods": {}, "skipped": {},
+               "command": f"seller evaluate --dataset {args.dataset} --out "
+                          f"{args.out or 'reports/' + args.dataset} --max-cases {args.max_cases} "
+                          f"--k {args.k}",
+               "notes": [], "examples": []}
+    llm = None
+    for name in wanted:
+        try:
+            if name == "template":
+                method = TemplateMethod(dataset.items, dataset.events)
+            elif name == "text-only":
+                from seller.llm.runtime import SoftPromptLLM
+                llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
+                                           n_threads=args.threads, n_seq_max=max(4, config.k))
+                method = TextOnlyMethod(dataset.items, dataset.events, llm,
+                                        cfg.data.max_fact_events, cfg.llm.max_target_tokens)
+            else:
+                path = (models / MODEL_SUBDIRS[name]).resolve()
+                if not (path / "adapter_config.json").exists():
+                    results["skipped"][name] = f"no trained model at {path}"
+                    continue
+                method = ExplainerMethod(path, name)
+        except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
+            results["skipped"][name] = f"{type(e).__name__}: {e}"
+            continue
+        t0 = time.perf_counter()
+        gens = [method.explain(c, c.candidates) for c in cases]
+        seconds = time.perf_counter() - t0
+        n_expl = sum(len(g) for g in gens)
+        scored = score_method(cases, gens, dataset, checker, encoder, features, vocabulary, config)
+        scored["timing"] = {"n_explanations": n_expl, "seconds": seconds,
+                            "s_per_explanation": seconds / max(1, n_expl),
+                            "seconds_with_scoring": time.perf_counter() - t0}
+        results["methods"][name] = scored
+        results["examples"] += [{"method": name, "case": c.case_id, "reference": c.reference,
+                                 "explanation": g[c.true_index].text} for c, g in
+                                zip(cases[:3], gens[:3])]
+        print(f"evaluate: {name}: {n_expl} explanations in {seconds:.0f}s, ROUGE-L "
+              f"{scored['text']['rougeL']:.2f}", file=sys.stderr)
+    if llm is not None:
+        llm.close()
+    if not results["methods"]:
+        print("seller evaluate: no method could run: " + "; ".join(
+            f"{k}: {v}" for k, v in results["skipped"].items()), file=sys.stderr)
+        return 1
+    if review_data:
+        results["notes"].append("Musical Instruments items have no attributes: grounding and the "
+                                "attribute-profile utility simulator do not apply; texts are "
+                                "truncated to 15 tokens as PETER does.")
+    from seller.evaluate.report import write_report
+    for p in write_report(results, args.out or _repo() / "reports" / args.dataset):
+        print(p)
+    return 0
