@@ -167,7 +167,8 @@ def plan_chain(h: History, intent: str, lo: datetime, hi: datetime, n: int):
         if rng.random() < 0.6:
             maison = max(c.maisons, key=c.maisons.get)
             wants = [lambda it: it.maison == maison] * n
-            detail, ctx = f"maison {maison}", {"loyal_phrase": f"from {maison}", "loyal_noun": f"{maison}'s {MAISONS[maison][0]}"}
+            detail = f"maison {maison}"
+            ctx = {"loyal_phrase": f"from {maison}", "loyal_noun": f"{maison}'s {MAISONS[maison][0]}"}
         else:
             mat = rng.choice(["crocodile", "lambskin", "calfskin", "silk twill", "cashmere", "suede"])
             wants = [lambda it: it.material == mat] * n
@@ -177,7 +178,7 @@ def plan_chain(h: History, intent: str, lo: datetime, hi: datetime, n: int):
         ep.context = ctx
     steps: list[Ev] = []
     used: set[str] = set()
-    for k, (t, want) in enumerate(zip(times, wants)):
+    for t, want in zip(times, wants):
         cands = [it for it in h.pool(t, where=want) if it.item_id not in used and it.item_id not in h.sold]
         if intent == "loyalty":
             cands = h.in_taste(t, cands)
@@ -189,7 +190,8 @@ def plan_chain(h: History, intent: str, lo: datetime, hi: datetime, n: int):
             seed = h.funnel(item, t, "purchase" if intent == "loyalty" else rng.choice(["purchase", "try_on"]), t + 10 * DAY)
             steps.append(_main_event(seed))
             continue
-        depth = rng.choices(["purchase", "try_on", "wishlist"], [0.5, 0.3, 0.2] if intent == "loyalty" else [0.35, 0.4, 0.25])[0]
+        weights = [0.5, 0.3, 0.2] if intent == "loyalty" else [0.35, 0.4, 0.25]  # loyal clients buy
+        depth = rng.choices(["purchase", "try_on", "wishlist"], weights)[0]
         anchor = steps[-1]
         evs = h.funnel(item, t, depth, t + 10 * DAY, ep, anchor)
         ep.targets.append((item, evs, anchor, steps[-2] if len(steps) > 1 else None))
@@ -272,7 +274,10 @@ def plan_complement(h: History, lo: datetime, hi: datetime, cold: bool = False):
     ep = Episode(f"{c.client_id}-{len(h.episodes) + 1}", "complement", "")
     first, limit = True, t1 + 6 * DAY
     for item in cands[: rng.choice([1, 1, 2])]:
-        depth = rng.choices(["purchase", "try_on", "wishlist"], [0.55, 0.3, 0.15])[0] if first else rng.choice(["try_on", "wishlist"])
+        if first:
+            depth = rng.choices(["purchase", "try_on", "wishlist"], [0.55, 0.3, 0.15])[0]
+        else:
+            depth = rng.choice(["try_on", "wishlist"])
         evs = h.funnel(item, t1, depth, limit, ep, anchor)
         ep.targets.append((item, evs, anchor, None))
         t1 = evs[-1].ts + timedelta(hours=rng.uniform(2, 48))
@@ -309,6 +314,7 @@ def plan_background(h: History):
         buy = evs[-1]
         if buy.event_type == "purchase" and h.reserved_at(buy.ts):
             h.events.remove(buy)  # the funnel stopped short: a complement window stays clean
+            h.sold.discard(item.item_id)
         elif buy.event_type == "purchase" and rng.random() < 0.15:
             back = buy.ts + timedelta(days=rng.uniform(3, 14))
             if back < c.end:
@@ -333,7 +339,7 @@ def build_history(rng: random.Random, client: Client, items: list[Item], sold: s
         plan_complement(h, lo, hi)
     plan_background(h)
     h.events.sort(key=lambda e: (e.ts, e.seq))
-    bad = [e for e in h.events if not (client.start <= e.ts <= client.end) or e.ts < e.item.launched_at]
+    bad = [e for e in h.events if not (client.start <= e.ts <= client.end < HORIZON) or e.ts < e.item.launched_at]
     if bad:
         raise RuntimeError(f"generator bug: client {client.client_id} event on {bad[0].item.item_id} at {iso(bad[0].ts)} "
                            "is outside the history or before the item's launch")
@@ -341,6 +347,7 @@ def build_history(rng: random.Random, client: Client, items: list[Item], sold: s
 
 
 def explanations(rng: random.Random, h: History) -> list[dict]:
+    """Three reference texts per intent target, citing its anchor (and support) event."""
     rows = []
     for ep in h.episodes:
         for item, evs, a, b in ep.targets:
@@ -368,6 +375,7 @@ def explanations(rng: random.Random, h: History) -> list[dict]:
 
 
 def _slots(rng: random.Random, ep: Episode, item: Item, target: Ev, a: Ev, b: Ev | None) -> dict[str, str]:
+    """The facts a phrasing may use: target, cited events (fresh wording per call), match, occasion."""
     anchor_item = a.item
     colour_match = item.color == anchor_item.color
     hw_match = item.hardware == anchor_item.hardware != "none"
@@ -383,8 +391,9 @@ def _slots(rng: random.Random, ep: Episode, item: Item, target: Ev, a: Ev, b: Ev
     slots = {"T": the(item), "A": cite(rng, a.item, a.event_type, a.ts), "Ac": cite(rng, a.item, a.event_type, a.ts, True),
              "B": cite(rng, b.item, b.event_type, b.ts, compact=True) if b else "",
              "and_B": (" and " + cite(rng, b.item, b.event_type, b.ts, compact=True)) if b else "",
-             "match_long": "the same" + matched[3:], "match_the": matched, "match_short": short, "tcol": item.color, "tmat": item.material, "tsub": item.subcategory,
-             "coll": item.collection, "acoll": anchor_item.collection, "tstyle": tstyle,
+             "match_long": "the same" + matched[3:], "match_the": matched, "match_short": short,
+             "tmat": item.material, "coll": item.collection,
+             "acoll": anchor_item.collection, "tstyle": tstyle,
              "a_tstyle": ("an " if tstyle[0] == "a" else "a ") + tstyle,
              "astyle": astyle if astyle != tstyle else "quieter", "season": season_word(target.ts), "occ": occ,
              "occ_cap": occ[0].upper() + occ[1:], "occ_mood": mood}

@@ -142,6 +142,11 @@ def _weighted(rng: random.Random, pairs):
     return rng.choices(keys, weights)[0]
 
 
+def _title(phrase: str) -> str:
+    """Title case that keeps acronyms and French particles: 'Travel GMT Watch', 'Eau de Parfum'."""
+    return " ".join(w if w.isupper() or w == "de" else w.title() for w in phrase.split())
+
+
 def _a(phrase: str) -> str:
     """The indefinite article: 'an ivory', 'a pair of loafers'."""
     if phrase in PLURAL:
@@ -228,9 +233,9 @@ def build_items(rng: random.Random) -> list[Item]:
             while True:
                 model = rng.choice(MODELS)
                 if category == "fragrance":
-                    name = f"{model} {material.title()} {sub.title()}"
+                    name = f"{model} {_title(material)} {_title(sub)}"
                 else:
-                    name = f"{model} {sub.title()} in {color} {material.title()}"
+                    name = f"{model} {_title(sub)} in {color} {_title(material)}"
                 if name not in names:
                     names.add(name)
                     break
