@@ -49,7 +49,7 @@ CORES = {
         "{T} picks up {match_the} of {A}; side by side they read as a set.",
     ],
     ("feature", "style_evolution"): [
-        "{T}, from the {coll} line, is more {tstyle} than {A}, which came from {acoll}.",
+        "{T}, from the {coll} line, goes further than {A}, which came from {acoll}.",
         "After {A}, {T} moves further along the same line, into the {coll} collection.",
         "{T} takes the {coll} shape, a clear step on from {A} in the {acoll} collection.",
         "From {B} to {Ac}, each step grew bolder; {T} continues into {coll}.",
@@ -72,8 +72,8 @@ CORES = {
     ],
     ("style", "style_evolution"): [
         "The client's taste has moved from the {astyle} mood of {A} towards {tstyle} pieces; {T} is the next step.",
-        "Since {A}, their choices have grown bolder; {T} follows the drift towards {tstyle} design.",
-        "A clear drift, from {B} to {Ac}, leads toward {tstyle} shapes; {T} continues it.",
+        "Since {A}, their choices have grown bolder; {T} follows the drift into the {coll} collection.",
+        "A clear drift, from {B} to {Ac}, leads toward bolder shapes; {T} continues it.",
         "Their choices keep growing more daring since {A}; {T}, {a_tstyle} piece, fits that path.",
     ],
     ("style", "occasion"): [
