@@ -125,8 +125,8 @@ def _parse_float(series: pd.Series, col: Column, report) -> pd.Series:
 
 
 def _parse_bool(series: pd.Series, col: Column, report) -> pd.Series:
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype(bool)
+    if pd.api.types.is_bool_dtype(series):  # Parquet booleans; a null means "no"
+        return series.fillna(False).astype(bool)
     text = _as_text(series).fillna("").str.lower()
     out = text.isin(_TRUE)
     for i in series.index[~(out | text.isin(_FALSE))]:
