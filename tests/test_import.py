@@ -359,3 +359,29 @@ def test_damaged_or_newer_store_is_refused(tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="newer SELLER"):
         load_dataset(out)
+
+
+def test_parquet_typed_columns(tmp_path, capsys):
+    """Numeric ids, nullable booleans and plain dates as a data warehouse would write them."""
+    import datetime as dt
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({
+        "item_id": pa.array([1001, 1002], pa.int64()), "name": ["Sac", "Carré"],
+        "price": pa.array([10, None], pa.int32()),
+        "launched_at": pa.array([dt.date(2023, 2, 1), None], pa.date32()),
+        "one_of_a_kind": pa.array([True, None], pa.bool_())}), tmp_path / "items.parquet")
+    pq.write_table(pa.table({"client_id": ["C1"]}), tmp_path / "clients.parquet")
+    pq.write_table(pa.table({
+        "client_id": ["C1", "C1"], "item_id": pa.array([1002, 1001], pa.int64()),
+        "event_type": ["view", "purchase"],
+        # Arrow stores tz-aware timestamps as UTC instants; the zone is display metadata.
+        "timestamp": pa.array([dt.datetime(2024, 1, 2, 9), dt.datetime(2024, 1, 1, 9)],
+                              pa.timestamp("ms", tz="Europe/Paris"))}),
+        tmp_path / "events.parquet")
+    ds = load_dataset(tmp_path)
+    assert ds.items["item_id"].tolist() == ["1001", "1002"]
+    assert ds.items["one_of_a_kind"].tolist() == [True, False]
+    assert ds.items["launched_at"].iloc[0] == pd.Timestamp("2023-02-01T00:00:00Z")
+    assert ds.events["item_id"].tolist() == ["1001", "1002"]  # time order
+    assert ds.events["timestamp"].iloc[0] == pd.Timestamp("2024-01-01T10:00:00+01:00")
