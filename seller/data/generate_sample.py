@@ -297,7 +297,7 @@ def plan_background(h: History):
     months = (c.end - c.start).days / 30.4
     views, funnels = {"Platinum": (6, 1.4), "Gold": (4, 1.0), "Silver": (3, 0.8)}[c.tier]
     taste = lambda it: rng.random() < c.maisons[it.maison] / 4
-    h.add(rng.choice(h.pool(c.start)), "view", "online", c.start)  # pin the history's span
+    h.add(rng.choice(h.pool(c.start)), "view", "online", c.start)  # pin the start; activity runs to the end
     for _ in range(round(months * views / 2.5)):
         t = _rand_time(rng, c.start, c.end)
         pool = h.pool(t)
@@ -319,7 +319,6 @@ def plan_background(h: History):
             back = buy.ts + timedelta(days=rng.uniform(3, 14))
             if back < c.end:
                 h.add(item, "return", rng.choice(["online", "boutique"]), back)
-    h.add(rng.choice(h.pool(c.end)), "view", "online", c.end)
 
 
 def build_history(rng: random.Random, client: Client, items: list[Item], sold: set[str], seq: list[int]) -> History:

@@ -256,7 +256,7 @@ def build_clients(rng: random.Random, n: int) -> list[Client]:
             end = datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=rng.uniform(0, 29))
         else:
             end = datetime(2026, 4, 15, tzinfo=UTC) + timedelta(days=rng.uniform(0, 135))
-        start = end - timedelta(days=rng.uniform(190, 720))  # 6-24 months
+        start = end - timedelta(days=rng.uniform(200, 715))  # 6-24 months once the last event lands
         favourites = rng.sample(list(MAISONS), 2)
         maisons = {m: (4.0 if m == favourites[0] else 2.0 if m == favourites[1] else 1.0) for m in MAISONS}
         clients.append(Client(f"C{i + 1:03d}", " ".join(pairs[i]), _weighted(rng, TIERS), rng.choice(BOUTIQUES),
