@@ -13,7 +13,6 @@ into place at the end, so --out is either absent, the old store, or the complete
 from __future__ import annotations
 
 import codecs
-import csv
 import hashlib
 import json
 import os
@@ -44,8 +43,6 @@ MAX_PRINTED = 20  # problems listed before "... and N more"
 # use; never met in real text) so the row survives parsing and is reported, not lost.
 _MARK_BASE = 0x10FF00
 _MARKED = "[\U0010ff00-\U0010ffff]"
-
-
 _marks = [0]  # bad bytes marked so far: a clean file (the usual case) skips the cell scan
 
 
@@ -297,7 +294,7 @@ def write_store(out: Path, raws: dict[str, RawTable], v: Validated, lenient: boo
                 "rejected": len(v.rejected[table]),
                 "source": {"name": raws[table].file, "sha256": raws[table].sha256}}
         if lenient:
-            _rejects_frame(raws, v).to_csv(tmp / REJECTS, index=False, quoting=csv.QUOTE_MINIMAL)
+            _rejects_frame(raws, v).to_csv(tmp / REJECTS, index=False)
             manifest["rejects"] = REJECTS
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _swap_into_place(tmp, out)
