@@ -156,6 +156,26 @@ def test_explanations_cite_real_earlier_events_of_the_same_client(data):
     assert styles["feature"] == styles["style"] == styles["occasion"]
 
 
+def test_explanations_name_only_attributes_of_the_item_or_the_earlier_history(data):
+    """The grounding evaluation's rule, applied to the references: a catalogue value (maison,
+    category, colour, material, hardware, collection...) named in a text, outside the item
+    names, must belong to the target item or to an item the client engaged with before."""
+    columns = ("maison", "category", "subcategory", "color", "material", "hardware", "collection")
+    values = {r[c].lower() for r in data["items"] for c in columns if r[c] and r[c] != "none"}
+    names = sorted({r["name"] for r in data["items"]}, key=len, reverse=True)
+    name_re = re.compile("|".join(map(re.escape, names)))
+    value_re = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, sorted(values, key=len, reverse=True))) + r")(?!\w)", re.I)
+    by_client = defaultdict(list)
+    for e in data["events"]:
+        by_client[e["client_id"]].append(e)
+    for r in data["explanations"]:
+        before = ts(r["target_timestamp"])
+        seen = {r["item_id"]} | {e["item_id"] for e in by_client[r["client_id"]] if ts(e["timestamp"]) < before}
+        facts = {data["item"][i][c].lower() for i in seen for c in columns}
+        for m in value_re.finditer(name_re.sub(" ", r["text"])):
+            assert m.group(0).lower() in facts, (r["target_event_id"], r["style"], m.group(0), r["text"])
+
+
 def test_explanations_are_short_varied_and_nameless(data):
     texts = defaultdict(list)
     for r in data["explanations"]:

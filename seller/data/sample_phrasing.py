@@ -4,7 +4,9 @@ A text is opener + core + closer. Cores are written per (style, intent) and take
 from slots (target item, the cited events, the matched colour or hardware, the occasion); the
 openers and closers are interchangeable per style. With 8 openers, 3-4 cores and 6 closers per
 style the adapter cannot learn one frozen template. Texts refer to the client as "the client" or
-"they", never by name.
+"they", never by name. Fixed wording avoids catalogue values ("clear" is a bottle colour), so
+every colour, material, hardware, collection or maison a text names is a fact of the target
+item or of the client's earlier history, as the grounding evaluation requires.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ CORES = {
     ("feature", "style_evolution"): [
         "{T}, from the {coll} line, goes further than {A}, which came from {acoll}.",
         "After {A}, {T} moves further along the same line, into the {coll} collection.",
-        "{T} takes the {coll} shape, a clear step on from {A} in the {acoll} collection.",
+        "{T} takes the {coll} shape, a real step on from {A} in the {acoll} collection.",
         "From {B} to {Ac}, each step grew bolder; {T} continues into {coll}.",
     ],
     ("feature", "occasion"): [
@@ -62,7 +64,7 @@ CORES = {
     ("feature", "loyalty"): [
         "{T} is made {loyal_phrase} again, like {A}.",
         "Another piece {loyal_phrase}: {T}, which follows {Ac}{and_B}.",
-        "After {Ac}{and_B}, a steady preference for pieces {loyal_phrase} is clear; {T} continues it.",
+        "After {Ac}{and_B}, a steady preference for pieces {loyal_phrase} shows; {T} continues it.",
         "{T} shares its making with {A}: both come {loyal_phrase}.",
     ],
     ("style", "complement"): [
@@ -73,7 +75,7 @@ CORES = {
     ("style", "style_evolution"): [
         "The client's taste has moved from the {astyle} mood of {A} towards {tstyle} pieces; {T} is the next step.",
         "Since {A}, their choices have grown bolder; {T} follows the drift into the {coll} collection.",
-        "A clear drift, from {B} to {Ac}, leads toward bolder shapes; {T} continues it.",
+        "A steady drift, from {B} to {Ac}, leads toward bolder shapes; {T} continues it.",
         "Their choices keep growing more daring since {A}; {T}, {a_tstyle} piece, fits that path.",
     ],
     ("style", "occasion"): [
