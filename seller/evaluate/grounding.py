@@ -26,9 +26,10 @@ Dates written relatively ("last week") are not checked; public data without item
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 ATTRIBUTE_COLUMNS = ("maison", "category", "subcategory", "color", "material", "hardware",
@@ -81,6 +82,14 @@ def _month_value(month: str) -> int:
     return next(i for i, m in enumerate(MONTHS, 1) if m.startswith(key))
 
 
+_WORDS = re.compile(r"\w+")
+
+
+def _key(text: str) -> str:
+    """Phrase normal form: lowercase words joined by one space ("Top-Handle" -> "top handle")."""
+    return " ".join(_WORDS.findall(text.lower()))
+
+
 @dataclass
 class GroundingChecker:
     """Checks explanations against a catalogue (`items`) and an event log (`events`), both in
@@ -91,65 +100,74 @@ class GroundingChecker:
     _kinds: dict[str, frozenset[str]] = field(init=False, repr=False)
 
     def __post_init__(self):
-        self._items = self.items.set_index("item_id", drop=False)
         kinds: dict[str, set[str]] = {}
-        for col in ATTRIBUTE_COLUMNS:
-            if col in self.items:
-                for v in self.items[col].dropna().astype(str):
-                    if v.strip():
-                        kinds.setdefault(v.strip().lower(), set()).add(col)
-        for name in self.items["name"].dropna().astype(str):
-            kinds.setdefault(name.strip().lower(), set()).add("item")
+        self._item_facts: dict[str, set[tuple[str, str]]] = {}  # item -> {(kind, phrase)}
+        cols = [c for c in ATTRIBUTE_COLUMNS if c in self.items]
+        for row in self.items[["item_id", "name", *cols]].itertuples(index=False):
+            facts = set()
+            for kind, value in zip(["item", *cols], row[1:]):
+                if isinstance(value, str) and _key(value):
+                    kinds.setdefault(_key(value), set()).add(kind)
+                    facts.add((kind, _key(value)))
+            self._item_facts[row[0]] = facts
         self._kinds = {p: frozenset(k) for p, k in kinds.items()}
-        # One alternation, longest phrase first: at each position the regex then prefers
-        # "rose gold" over "gold" and a full item name over the words inside it.
-        alternatives = "|".join(re.escape(p) for p in sorted(kinds, key=len, reverse=True))
-        self._pattern = re.compile(rf"(?<!\w)(?:{alternatives or '(?!x)x'})(?!\w)", re.I)
-        self._by_client = {cid: df for cid, df in self.events.groupby("client_id", sort=False)}
+        self._max_words = max((p.count(" ") + 1 for p in kinds), default=0)
+        self._launched = (dict(zip(self.items["item_id"], self.items["launched_at"]))
+                          if "launched_at" in self.items else {})
+        ev = self.events.sort_values(["client_id", "timestamp"], kind="stable")
+        self._by_client = {
+            cid: (pd.DatetimeIndex(g["timestamp"]), g["item_id"].to_numpy(),
+                  g["event_id"].to_numpy() if "event_id" in g else np.array([], dtype=object))
+            for cid, g in ev.groupby("client_id", sort=False)}
 
     @property
     def vocabulary_size(self) -> int:
         return len(self._kinds)
 
-    def history(self, client_id: str, before: pd.Timestamp) -> pd.DataFrame:
-        """The client's events strictly before `before` (what the generator may know)."""
-        df = self._by_client.get(client_id)
-        if df is None:
-            return self.events.iloc[0:0]
-        return df[df["timestamp"] < before]
+    def history(self, client_id: str, before: pd.Timestamp):
+        """(times, item ids, event ids) of the client's events strictly before `before`."""
+        times, items, ids = self._by_client.get(
+            client_id, (pd.DatetimeIndex([], tz="UTC"), np.array([]), np.array([])))
+        n = int(times.searchsorted(before, side="left"))
+        return times[:n], items[:n], ids[:n]
 
-    def _facts(self, item_ids: Iterable[str]) -> dict[str, set[str]]:
-        rows = self._items.loc[self._items.index.intersection(list(item_ids))]
-        facts: dict[str, set[str]] = {"item": set(rows["name"].astype(str).str.lower())}
-        for col in ATTRIBUTE_COLUMNS:
-            if col in rows:
-                facts[col] = set(rows[col].dropna().astype(str).str.strip().str.lower())
-        return facts
+    def _matches(self, text: str):
+        """Longest catalogue phrase at each word, left to right: (phrase, start, end) spans."""
+        words = list(_WORDS.finditer(text.lower()))
+        i, out = 0, []
+        while i < len(words):
+            for n in range(min(self._max_words, len(words) - i), 0, -1):
+                phrase = " ".join(w.group(0) for w in words[i:i + n])
+                if phrase in self._kinds:
+                    out.append((phrase, words[i].start(), words[i + n - 1].end()))
+                    i += n
+                    break
+            else:
+                i += 1
+        return out
 
     def check(self, client_id: str, item_id: str, target_time: pd.Timestamp, text: str,
               cited_event_ids: Sequence[str] = ()) -> Grounding:
-        if item_id not in self._items.index:
+        if item_id not in self._item_facts:
             raise KeyError(f"grounding: item_id {item_id!r} is not in the catalogue")
-        past = self.history(client_id, target_time)
-        hist_facts, item_facts = self._facts(past["item_id"].unique()), self._facts([item_id])
-        citations = []
-        for m in self._pattern.finditer(text):
-            phrase = m.group(0).lower()
+        times, past_items, past_ids = self.history(client_id, target_time)
+        hist_facts = set().union(*(self._item_facts.get(i, set()) for i in set(past_items)))
+        item_facts = self._item_facts[item_id]
+        citations, masked = [], text
+        for phrase, a, b in self._matches(text):
             kinds = self._kinds[phrase]
-            in_h = any(phrase in hist_facts.get(k, ()) for k in kinds)
-            in_i = any(phrase in item_facts.get(k, ()) for k in kinds)
+            in_h = any((k, phrase) in hist_facts for k in kinds)
+            in_i = any((k, phrase) in item_facts for k in kinds)
             kind = "item" if "item" in kinds else sorted(kinds)[0]
-            citations.append(Citation(kind, phrase, m.group(0), in_h, in_i))
-        # Dates inside a matched name ("Kelly 2019") belong to the name, not to the calendar.
-        masked = self._pattern.sub(lambda m: " " * len(m.group(0)), text)
-        citations += self._dates(masked, past, item_id)
-        valid = set(past["event_id"]) if "event_id" in past else set()
+            citations.append(Citation(kind, phrase, text[a:b], in_h, in_i))
+            # Dates inside a matched name ("Kelly 2019") belong to the name, not the calendar.
+            masked = masked[:a] + " " * (b - a) + masked[b:]
+        citations += self._dates(masked, times, self._launched.get(item_id))
+        valid = set(past_ids)
         invalid = tuple(e for e in cited_event_ids if e not in valid)
         return Grounding(tuple(citations), invalid, tuple(cited_event_ids))
 
-    def _dates(self, text: str, past: pd.DataFrame, item_id: str) -> list[Citation]:
-        times = list(past["timestamp"])
-        launched = self._items.at[item_id, "launched_at"] if "launched_at" in self._items else None
+    def _dates(self, text: str, times: pd.DatetimeIndex, launched) -> list[Citation]:
         out = []
         for m in _DATE.finditer(text):
             if m.group("iso"):
@@ -169,8 +187,13 @@ class GroundingChecker:
 
             value = "-".join(f"{x:02d}" if i else str(x) for i, x in
                              ((0, year), (1, month)) if x is not None)
-            out.append(Citation("date", value, m.group(0).strip(), any(hit(t) for t in times),
-                                hit(launched)))
+            seen = np.ones(len(times), dtype=bool)
+            if month is not None:
+                seen &= np.asarray(times.month == month)
+            if year is not None:
+                seen &= np.asarray(times.year == year)
+            in_history = bool(seen.any())
+            out.append(Citation("date", value, m.group(0).strip(), in_history, hit(launched)))
         return out
 
 
