@@ -16,7 +16,9 @@ st.html("""<style>
 [data-testid="stMetricLabel"] p { text-transform: uppercase; letter-spacing: .08em; font-size: .72rem; }
 </style>""")
 
-PAGES = Path(__file__).parent / "pages"
+# not "pages/": Streamlit treats a pages/ folder as the legacy multipage app and serves a deep
+# link (e.g. /experiments) on a fresh server without running this router first
+PAGES = Path(__file__).parent / "app_pages"
 page = st.navigation([
     st.Page(PAGES / "clienteling.py", title="Clienteling", icon=":material/person_search:", default=True),
     st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),

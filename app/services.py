@@ -133,25 +133,20 @@ def explanation_cache() -> ExplanationCache:
     return ExplanationCache()
 
 
-def explanation(model, client_id: str, item_id: str, style: str,
-                write_stream: Callable | None = None):
-    """The cached Explanation, or a fresh one streamed through `write_stream` as it is generated."""
+def explanation_key(model, client_id: str, item_id: str, style: str) -> tuple:
+    return (client_id, item_id, style, model_version(model))
+
+
+def cached_explanation(model, client_id: str, item_id: str, style: str):
     cache = explanation_cache()
-    key = (client_id, item_id, style, model_version(model))
     with cache.lock:
-        if key in cache.entries:
-            return cache.entries[key]
-    if write_stream is None:
-        result = model.explain(client_id, item_id, style, stream=False)
-    else:
-        result = _stream(model, client_id, item_id, style, write_stream, cache, key)
-    with cache.lock:
-        cache.entries[key] = result
-    return result
+        return cache.entries.get(explanation_key(model, client_id, item_id, style))
 
 
-def _stream(model, client_id, item_id, style, write_stream, cache, key):
-    """Show text chunks as they come; the finished stream carries the full Explanation."""
+def stream_explanation(model, client_id: str, item_id: str, style: str, write_stream: Callable):
+    """Generate an explanation, showing its text through `write_stream` as it comes, and cache it."""
+    cache = explanation_cache()
+    key = explanation_key(model, client_id, item_id, style)
     start = time.perf_counter()
     stream = model.explain(client_id, item_id, style, stream=True)
 
@@ -161,4 +156,6 @@ def _stream(model, client_id, item_id, style, write_stream, cache, key):
             yield chunk
 
     write_stream(chunks())
+    with cache.lock:
+        cache.entries[key] = stream.explanation  # set by the stream once exhausted
     return stream.explanation

@@ -28,6 +28,11 @@ def filter_clients(clients: pd.DataFrame, query: str, tiers: list[str], boutique
     return out
 
 
+def shown_text(value, missing: str = "—") -> str:
+    """A text field for display; empty and NaN (pandas' missing) become `missing`."""
+    return value if isinstance(value, str) and value.strip() else missing
+
+
 def client_label(row) -> str:
     name = row.get("display_name")
     return f"{name} · {row['client_id']}" if isinstance(name, str) and name else row["client_id"]

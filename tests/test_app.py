@@ -103,7 +103,7 @@ def test_vote_is_stored_and_counted(env, sample):
     with sqlite3.connect(env / "feedback.db") as conn:
         assert conn.execute("SELECT count(*), min(vote) FROM feedback").fetchone() == (1, -1)
 
-    at.switch_page("pages/experiments.py").run()
+    at.switch_page("app_pages/experiments.py").run()
     assert not at.exception, at.exception
     assert {m.label: m.value for m in at.metric}["Votes"] == "1"
 
@@ -120,5 +120,5 @@ def test_unwritable_db_shows_error_and_still_recommends(monkeypatch, env, sample
         pytest.skip(f"error shown; recommendation part needs a trained recommender: {notices(at)}")
     assert len(card_titles(at)) == 5
     assert all(b.disabled for b in at.button if str(b.key).startswith(("up-", "down-")))
-    at.switch_page("pages/experiments.py").run()
+    at.switch_page("app_pages/experiments.py").run()
     assert any("not_a_dir" in e.value for e in at.error)

@@ -104,6 +104,12 @@ def test_select_client_vote_and_screenshot(server):
         page.screenshot(path=str(shot), full_page=True)
         if os.environ.get("SELLER_SCREENSHOT_DIR"):
             shutil.copy(shot, os.environ["SELLER_SCREENSHOT_DIR"])
+        # a deep link to the experiments page runs the router and counts the vote
+        page.goto(f"{url}/experiments")
+        votes = page.locator("[data-testid='stMetric']").filter(has_text="Votes")
+        votes.wait_for(timeout=60_000)
+        assert votes.locator("[data-testid='stMetricValue']").inner_text().strip() == "1"
+        assert page.get_by_text("Associate id").count() == 1
         browser.close()
     rows = db_rows(tmp / "feedback.db")
     assert len(rows) == 1, rows

@@ -12,7 +12,8 @@ st.header("Model", anchor=False)
 explainer, rec = services.explainer(), services.recommender()
 a, b = st.columns(2)
 a.metric("Explanation model", services.model_version(explainer.value) if explainer.value else "not installed")
-b.metric("Recommender", type(rec.value).__name__ if rec.value is not None else "not installed")
+b.metric("Recommender", type(getattr(rec.value, "recommender", rec.value)).__name__
+         if rec.value is not None else "not installed")
 for notice in {explainer.notice, rec.notice} - {None}:
     st.info(f":material/info: {notice}")
 if explainer.value is not None:

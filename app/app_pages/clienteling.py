@@ -1,4 +1,5 @@
 """Clienteling: pick a client, read their history, present recommendations with explanations."""
+import pandas as pd
 import streamlit as st
 
 from app import services, views
@@ -27,14 +28,15 @@ labels = {row.client_id: views.client_label(row._asdict()) for row in shown.iter
 client_id = st.selectbox(f"Client ({len(shown)} of {len(clients)})", list(labels),
                          format_func=labels.get, key="client_id")
 client = clients.set_index("client_id").loc[client_id]
+shown_text = views.shown_text
 history = views.client_events(data.events, data.items, client_id)
 summary = views.spend_summary(history)
 
 # -- header -----------------------------------------------------------------------------------
-st.header(client.get("display_name") or client_id, anchor=False)
+st.header(shown_text(client.get("display_name"), client_id), anchor=False)
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Tier", client.get("tier") or "—")
-c2.metric("Boutique", client.get("home_boutique") or "—")
+c1.metric("Tier", shown_text(client.get("tier")))
+c2.metric("Boutique", shown_text(client.get("home_boutique")))
 c3.metric("Lifetime spend", views.money(summary["spend"], summary["currency"]))
 last = summary["last_visit"]
 c4.metric("Last boutique visit", last.strftime("%d %b %Y") if last is not None else "—")
@@ -63,7 +65,7 @@ st.subheader("Timeline", anchor=False)
 focus = None
 if recs:
     focus = st.pills("Show the events behind", [r.item_id for r in recs], default=recs[0].item_id,
-                     format_func=lambda i: items.loc[i, "name"], key="focus_item")
+                     format_func=lambda i: items.loc[i, "name"], key=f"focus-{client_id}")
 timeline = st.empty()
 
 st.subheader("Recommendations", anchor=False)
@@ -91,19 +93,27 @@ for rec in recs:
     item = items.loc[rec.item_id]
     with st.container(border=True, key=f"card-{rec.item_id}"):
         facts, text = st.columns([2, 5])
-        facts.markdown(f"**{item['name']}**  \n{item.get('maison') or ''}")
+        facts.markdown(f"**{item['name']}**  \n{shown_text(item.get('maison'), '')}")
         facts.caption(" · ".join(str(v) for v in (item.get("category"), item.get("color"),
                                                    item.get("material")) if isinstance(v, str) and v))
-        if item.get("price") == item.get("price"):  # not NaN
+        if pd.notna(item.get("price")):
             facts.markdown(views.money(item["price"], item.get("currency") or ""))
         if explainer.value is None:
             text.caption("Explanation unavailable: the explanation model is not installed.")
             exp = None
         else:
+            exp = services.cached_explanation(explainer.value, client_id, rec.item_id, style)
             with text:
-                exp = services.explanation(explainer.value, client_id, rec.item_id, style,
-                                           write_stream=st.write_stream)
-            explained[rec.item_id] = exp
+                if exp is not None:
+                    st.markdown(exp.text)
+                else:
+                    try:
+                        exp = services.stream_explanation(explainer.value, client_id, rec.item_id, style,
+                                                          st.write_stream)
+                    except Exception as e:  # one failed card must not take the others down
+                        st.error(f"Explanation failed for item {rec.item_id}: {type(e).__name__}: {e}")
+            if exp is not None:
+                explained[rec.item_id] = exp
         with text.expander("Why", icon=":material/insights:"):
             if exp is not None and getattr(exp, "gate_weights", None) is not None:
                 st.caption("Adapter experts (gate weights)")

@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import services
-from app.views import BRONZE, INK
+from app.views import BRONZE, GOLD, INK, SLATE
 from seller.feedback import experiments as ex
 from seller.feedback.store import FeedbackStoreError
 
@@ -72,7 +72,15 @@ st.subheader("Rate over time", anchor=False)
 freq = st.segmented_control("Period", ["D", "W", "MS"], default="D", key="period",
                             format_func={"D": "Day", "W": "Week", "MS": "Month"}.get) or "D"
 over = ex.rate_over_time(votes, freq=freq)
-st.line_chart(over, x="period", y="cumulative_rate", color="variant", height=260)
+trend = go.Figure([go.Scatter(x=g["period"], y=g["cumulative_rate"], name=v, mode="lines+markers",
+                              customdata=g[["votes", "rate"]],
+                              hovertemplate="%{x|%d %b %Y}: cumulative %{y:.0%} (period: %{customdata[1]:.0%} "
+                                            "of %{customdata[0]})<extra>" + v + "</extra>")
+                   for v, g in over.groupby("variant")])
+trend.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(range=[0, 1], tickformat=".0%"),
+                    paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+                    colorway=[BRONZE, SLATE, INK, GOLD], legend=dict(orientation="h", y=1.1))
+st.plotly_chart(trend, width="stretch", config={"displayModeBar": False})
 
 st.download_button("Export votes (CSV)", ex.to_csv(votes), file_name="seller_feedback.csv",
                    mime="text/csv", icon=":material/download:")
