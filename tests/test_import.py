@@ -117,6 +117,7 @@ def _latin1_items():
 
 # (case, file to break, edit to files, expected fragments of the message)
 ROW3 = "row 3 (spreadsheet numbering, header = row 1)"
+NEXT_MONTH = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 BROKEN = {
     "missing_column": ("events", lambda: {"events": EVENTS.replace(",timestamp", ",when")},
                        ["events.csv", "column 'timestamp'", "missing required column"]),
@@ -136,7 +137,7 @@ BROKEN = {
         EVENTS, 3, "C001,I0001,view,online,02/01/2024 9h")},
         ["events.csv", ROW3, "column 'timestamp'", "cannot parse timestamp"]),
     "future_timestamp": ("events", lambda: {"events": replace_line(
-        EVENTS, 3, "C001,I0001,view,online,2999-01-01T00:00:00Z")},
+        EVENTS, 3, f"C001,I0001,view,online,{NEXT_MONTH}")},
         ["events.csv", ROW3, "column 'timestamp'", "in the future"]),
     "naive_timestamp": ("events", lambda: {"events": replace_line(
         EVENTS, 3, "C001,I0001,view,online,2024-01-02T09:00:00")},
