@@ -92,3 +92,15 @@ def test_unknown_method_is_rejected(capsys):
     runner.add_arguments(p)
     assert runner.run(p.parse_args(["--methods", "template,gpt9"])) == 2
     assert "gpt9" in capsys.readouterr().err
+
+
+def test_review_template_uses_training_clients_aspects_only():
+    refs = pd.DataFrame({"client_id": ["A", "A", "B", "T"], "item_id": ["X", "X", "X", "Y"],
+                         "aspects": ["strings;tuner", "strings", "tuner", "pedal"]})
+    got = runner._train_aspects(refs, ["A", "B"])
+    assert got == {"X": "strings", "": "strings"}  # T is a test client: its 'pedal' is unseen
+    ds, _ = crafted()
+    m = TemplateMethod(ds.items, ds.events, got)
+    case = runner.Case("c", "C0", "feature", T0, "I0", "ref", ("I0", "I9"), 0, "")
+    assert [g.text for g in m.explain(case, case.candidates)] == [
+        "The strings is great.", "The strings is great."]

@@ -7,7 +7,8 @@ may use is the client's events strictly BEFORE the target (never the future, nev
 reference text). Methods:
 - template: no model. Picks the history event whose item shares most catalogue attributes with
   the candidate (ties: the latest) and fills a per-style sentence with real names and dates,
-  so it is grounded by construction; on data without attributes it names the candidate only.
+  so it is grounded by construction. On review data (no attributes) it says "The <aspect> is
+  great." with the item's most frequent aspect in training clients' reviews.
 - text-only: the same frozen GGUF through `SoftPromptLLM`, the same layout builder and the same
   history facts as SELLER, with zero soft prompts: what the LLM does with history as text alone.
 - pepler / seller-no-seq / seller-dense / seller: trained adapters served by
@@ -57,6 +58,9 @@ class TemplateMethod:
 
     items: pd.DataFrame
     events: pd.DataFrame
+    # Review data (no attributes): item -> its most frequent aspect in TRAINING clients'
+    # references, "" -> the most frequent overall; the sentence is then "The <aspect> is great."
+    item_aspects: dict[str, str] | None = None
     name: str = "template"
     _items: pd.DataFrame = field(init=False, repr=False)
 
@@ -86,6 +90,10 @@ class TemplateMethod:
         out = []
         for item_id in item_ids:
             t0 = time.perf_counter()
+            if self.item_aspects is not None:
+                aspect = self.item_aspects.get(item_id) or self.item_aspects.get("", "quality")
+                out.append(Generated(f"The {aspect} is great.", latency_s=time.perf_counter() - t0))
+                continue
             ev, shared = self._anchor(history, item_id)
             out.append(Generated(self._sentence(case.style, item_id, ev, shared),
                                  cited_event_ids=(ev["event_id"],) if ev is not None else (),
@@ -96,7 +104,9 @@ class TemplateMethod:
         name = self._val(item_id, "name") or item_id
         desc = " ".join(v for v in (self._val(item_id, "color"), self._val(item_id, "material")) if v)
         by = self._val(item_id, "maison")
-        what = f"{name}" + (f" in {desc}" if desc else "") + (f" by {by}" if by else "")
+        # Luxury names often carry colour and material already ("Tote in Black Calfskin").
+        what = name + (f" in {desc}" if desc and desc.lower() not in name.lower() else "") + (
+            f" by {by}" if by else "")
         if ev is None:
             return f"{what} is a fitting next piece."
         past = self._val(ev["item_id"], "name") or ev["item_id"]

@@ -143,6 +143,22 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
 
 
 # ------------------------------------------------------------------------------ the command
+def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, str]:
+    """item -> most frequent aspect in training clients' references ("" -> overall)."""
+    from collections import Counter
+
+    rows = refs[refs["client_id"].astype(str).isin(set(train_clients))]
+    per_item: dict[str, Counter] = {}
+    overall = Counter()
+    for item, aspects in zip(rows["item_id"].astype(str), rows["aspects"].astype(str)):
+        found = [a for a in aspects.split(";") if a]
+        per_item.setdefault(item, Counter()).update(found)
+        overall.update(found)
+    out = {i: c.most_common(1)[0][0] for i, c in per_item.items() if c}
+    out[""] = overall.most_common(1)[0][0] if overall else "quality"
+    return out
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample")
     parser.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
@@ -215,7 +231,8 @@ def run(args) -> int:
     for name in wanted:
         try:
             if name == "template":
-                method = TemplateMethod(dataset.items, dataset.events)
+                method = TemplateMethod(dataset.items, dataset.events,
+                                        _train_aspects(refs, split["train"]) if review_data else None)
             elif name == "text-only":
                 from seller.llm.runtime import SoftPromptLLM
                 llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
