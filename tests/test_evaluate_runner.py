@@ -67,6 +67,8 @@ def test_score_and_report(tmp_path):
     cases, source = runner.build_cases(ds, refs, ["C0", "C1", "C2", "C3"], cfg)
     method = TemplateMethod(ds.items, ds.events)
     gens = [method.explain(c, c.candidates) for c in cases]
+    for g in gens[0]:  # as an MoE method reports them: the chart shows mean weight per style
+        g.gate_weights = [0.75, 0.25, 0.0]
     features = [["black"]] * len(cases)
     scored = runner.score_method(cases, gens, ds, GroundingChecker(ds.items, ds.events),
                                  BagOfWords(), features, ["black", "leather", "silk"], cfg)
@@ -84,7 +86,9 @@ def test_score_and_report(tmp_path):
         pytest.approx(scored["text"]["rougeL"])
     md = paths[1].read_text()
     assert "| template |" in md and "seller: no trained model" in md
-    assert "plotly" in paths[2].read_text()[:200000].lower()
+    assert scored["experts"] == {cases[0].style: [0.75, 0.25, 0.0]}
+    html = paths[2].read_text()
+    assert "plotly" in html[:200000].lower() and "expert utilisation per style" in html
 
 
 def test_unknown_method_is_rejected(capsys):

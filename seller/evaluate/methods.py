@@ -157,31 +157,68 @@ class TextOnlyMethod:
 
 @dataclass
 class ExplainerMethod:
-    """A trained adapter served by `seller.explain.Explainer` (SELLER and its ablations)."""
+    """A trained adapter served by `seller.explain.Explainer` (SELLER and its ablations).
+
+    Held-out evaluation must hide events at and after the target. When `explain_many` takes
+    `before=`, it is used; otherwise the Explainer's own pipeline pieces are called with the
+    history cut at the target (`pipe.history(client, n_events)`, `pipe.layout(..., before_ts)`),
+    exactly what training does for a reference row."""
 
     model_dir: Path
     name: str
+    dataset: object = None  # the evaluated Dataset (shared, so it is loaded once)
+    n_threads: int = 2
     _explainer: object = field(init=False, repr=False)
 
     def __post_init__(self):
         from seller.explain import Explainer
 
-        self._explainer = Explainer.from_pretrained(self.model_dir)
-        params = inspect.signature(self._explainer.explain_many).parameters
-        if "before" not in params:
-            raise TypeError(f"{self.model_dir}: Explainer.explain_many has no `before=` argument; "
-                            "held-out evaluation must hide events at and after the target")
+        self._explainer = Explainer.from_pretrained(self.model_dir, dataset=self.dataset,
+                                                    n_threads=self.n_threads)
+        self._native_before = "before" in inspect.signature(self._explainer.explain_many).parameters
+        self.expert_names = list(getattr(self._explainer.adapter, "expert_names", []) or [])
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
-        got = self._explainer.explain_many(case.client_id, list(item_ids), case.style,
-                                           before=case.target_time)
-        return [Generated(e.text.strip(), _as_list(e.gate_weights),
-                          tuple(e.cited_event_ids or ()), float(e.latency_s or 0.0)) for e in got]
+        if self._native_before:
+            got = self._explainer.explain_many(case.client_id, list(item_ids), case.style,
+                                               before=case.target_time)
+            return [Generated(e.text.strip(), _as_list(e.gate_weights),
+                              tuple(e.cited_event_ids or ()), float(e.latency_s or 0.0))
+                    for e in got]
+        return self._explain_before(case, list(item_ids))
+
+    def _explain_before(self, case: Case, item_ids: list[str]) -> list[Generated]:
+        import torch
+
+        ex = self._explainer
+        pipe, before_ts = ex.pipe, int(case.target_time.timestamp())
+        seq = ex.recommender.history(case.client_id)
+        hist = pipe.history(case.client_id, int(np.searchsorted(seq.timestamps, before_ts, "left")))
+        out: list[Generated] = []
+        for i in range(0, len(item_ids), ex.llm.n_seq_max):
+            chunk = item_ids[i:i + ex.llm.n_seq_max]
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                res = ex.adapter(pipe.encode([case.client_id] * len(chunk), [hist] * len(chunk),
+                                             chunk, [case.style] * len(chunk)))
+            layouts, softs, extra = [], [], []
+            for b, item_id in enumerate(chunk):
+                att = None if res.attention is None else res.attention[b]
+                cited = [e for e, _ in pipe.cited(att, hist, ex.data_cfg.related_facts)]
+                layouts.append(pipe.layout(case.client_id, item_id, case.style, before_ts, cited))
+                softs.append(res.soft_prompts[b].float().numpy())
+                extra.append((_as_list(res.gate_weights[b]), tuple(cited)))
+            texts = ex.llm.generate_many(layouts, softs, max_tokens=ex.max_tokens)
+            per = (time.perf_counter() - t0) / len(chunk)
+            out += [Generated(t.strip(), g, c, per) for t, (g, c) in zip(texts, extra)]
+        return out
 
 
 def _as_list(w) -> list[float] | None:
     if w is None:
         return None
+    if isinstance(w, dict):  # Explanation.gate_weights: expert name -> weight, in expert order
+        w = list(w.values())
     if hasattr(w, "detach"):
         w = w.detach().cpu().numpy()
     return [float(x) for x in np.asarray(w, dtype=np.float64).ravel()]

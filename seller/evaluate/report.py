@@ -112,8 +112,8 @@ def charts_html(results: dict) -> str:
             continue
         ef = go.Figure()
         for style, weights in sorted(experts.items()):
-            ef.add_trace(go.Bar(x=[f"expert {j}" for j in range(len(weights))], y=weights,
-                                name=style))
+            labels = m.get("expert_names") or [f"expert {j}" for j in range(len(weights))]
+            ef.add_trace(go.Bar(x=labels, y=weights, name=style))
         ef.update_layout(barmode="group", height=380, yaxis_title="mean gate weight",
                          title=f"{name}: expert utilisation per style")
         html.append(ef.to_html(full_html=False, include_plotlyjs=False))

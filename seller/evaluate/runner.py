@@ -167,6 +167,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models", default=None, help="trained models folder (default: the config's train.out_dir)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--model", action="append", default=[], metavar="METHOD=DIR",
+                        help="model folder of one trained method (repeatable), e.g. seller-dense=models/x")
     parser.add_argument("--max-cases", type=int, default=EvalConfig.max_cases)
     parser.add_argument("--k", type=int, default=EvalConfig.k)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
@@ -182,6 +184,12 @@ def run(args) -> int:
     if unknown:
         print(f"seller evaluate: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})",
               file=sys.stderr)
+        return 2
+    overrides = dict(m.split("=", 1) for m in args.model if "=" in m)
+    bad = [m for m in args.model if "=" not in m] + [k for k in overrides if k not in MODEL_SUBDIRS]
+    if bad:
+        print(f"seller evaluate: --model {bad[0]!r}: expected METHOD=DIR with METHOD one of "
+              f"{', '.join(MODEL_SUBDIRS)}", file=sys.stderr)
         return 2
     import torch
 
@@ -240,11 +248,11 @@ def run(args) -> int:
                 method = TextOnlyMethod(dataset.items, dataset.events, llm,
                                         cfg.data.max_fact_events, cfg.llm.max_target_tokens)
             else:
-                path = (models / MODEL_SUBDIRS[name]).resolve()
-                if not (path / "adapter_config.json").exists():
+                path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
+                if not (path / "config.json").exists():
                     results["skipped"][name] = f"no trained model at {path}"
                     continue
-                method = ExplainerMethod(path, name)
+                method = ExplainerMethod(path, name, dataset, args.threads)
         except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
             results["skipped"][name] = f"{type(e).__name__}: {e}"
             continue
@@ -256,6 +264,7 @@ def run(args) -> int:
         scored["timing"] = {"n_explanations": n_expl, "seconds": seconds,
                             "s_per_explanation": seconds / max(1, n_expl),
                             "seconds_with_scoring": time.perf_counter() - t0}
+        scored["expert_names"] = getattr(method, "expert_names", None) or None
         results["methods"][name] = scored
         results["examples"] += [{"method": name, "case": c.case_id, "reference": c.reference,
                                  "explanation": g[c.true_index].text} for c, g in
