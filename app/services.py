@@ -63,6 +63,8 @@ def _explainer(directory: str, data_dir: str | None) -> Loaded:
         return Loaded(Explainer.from_pretrained(
             directory, dataset=_dataset(data_dir), n_threads=int(os.environ.get("SELLER_THREADS", "2")),
             n_gpu_layers=int(os.environ.get("SELLER_GPU_LAYERS", "0"))))
+    except FileNotFoundError as e:  # a folder without a trained model
+        return Loaded(None, f"{NOT_INSTALLED}: {e}")
     except Exception as e:  # a broken model folder is a notice on the page, not a crash
         return Loaded(None, f"{NOT_INSTALLED}: loading {directory} failed: {type(e).__name__}: {e}")
 
@@ -92,6 +94,12 @@ def recommender() -> Loaded:
     if loaded.value is not None:
         return loaded
     return _recommender(str(model_dir()), os.environ.get("SELLER_DATA") or None)
+
+
+@st.cache_resource(show_spinner=False)
+def model_lock() -> threading.RLock:
+    """One llama.cpp context serves every session: sessions run in threads, so they take turns."""
+    return threading.RLock()
 
 
 def model_version(model) -> str:
@@ -148,14 +156,15 @@ def stream_explanation(model, client_id: str, item_id: str, style: str, write_st
     cache = explanation_cache()
     key = explanation_key(model, client_id, item_id, style)
     start = time.perf_counter()
-    stream = model.explain(client_id, item_id, style, stream=True)
 
     def chunks():
         for chunk in stream:
             cache.first_chunk_s.setdefault(key, time.perf_counter() - start)
             yield chunk
 
-    write_stream(chunks())
+    with model_lock():
+        stream = model.explain(client_id, item_id, style, stream=True)
+        write_stream(chunks())
     with cache.lock:
         cache.entries[key] = stream.explanation  # set by the stream once exhausted
     return stream.explanation

@@ -48,7 +48,8 @@ if rec_model.value is None:
     st.warning(f":material/info: {rec_model.notice}")
     recs = []
 else:
-    recs = rec_model.value.recommend(client_id, k=K)
+    with services.model_lock():
+        recs = rec_model.value.recommend(client_id, k=K)
 if explainer.value is None:
     st.info(f":material/info: {explainer.notice}")
 
@@ -64,8 +65,9 @@ items = data.items.set_index("item_id")
 st.subheader("Timeline", anchor=False)
 focus = None
 if recs:
-    focus = st.pills("Show the events behind", [r.item_id for r in recs], default=recs[0].item_id,
-                     format_func=lambda i: items.loc[i, "name"], key=f"focus-{client_id}")
+    focus = st.columns([2, 3])[0].selectbox(
+        "Highlight the events behind", [r.item_id for r in recs], key=f"focus-{client_id}",
+        format_func=lambda i: items.loc[i, "name"])
 timeline = st.empty()
 
 st.subheader("Recommendations", anchor=False)

@@ -13,7 +13,7 @@ experiment = services.experiment()
 st.caption(f"Experiment **{experiment.name}**: each (associate, client) pair is assigned a style "
            "by a deterministic hash; styles an associate picks by hand are recorded as `manual`.")
 st.dataframe(pd.DataFrame({"variant": experiment.variants, "traffic share": experiment.shares}),
-             hide_index=True, column_config={"traffic share": st.column_config.NumberColumn(format="percent")})
+             hide_index=True, width=420, column_config={"traffic share": st.column_config.NumberColumn(format="percent")})
 
 store = services.feedback_store()
 if store.value is None:
@@ -38,6 +38,7 @@ rates = ex.variant_rates(votes)
 st.subheader("Thumbs-up rate per variant (Wilson 95% CI)", anchor=False)
 fig = go.Figure(go.Bar(
     x=rates["variant"], y=rates["rate"], marker_color=BRONZE, text=rates["votes"].map("n = {}".format),
+    textposition="inside", insidetextanchor="start", textfont=dict(color="white"),
     error_y=dict(type="data", symmetric=False, array=rates["ci_high"] - rates["rate"],
                  arrayminus=rates["rate"] - rates["ci_low"], color=INK)))
 fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(range=[0, 1], tickformat=".0%"),
