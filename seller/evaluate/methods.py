@@ -67,22 +67,29 @@ class TemplateMethod:
     def __post_init__(self):
         self._items = self.items.set_index("item_id", drop=False)
         self._by_client = {c: df for c, df in self.events.groupby("client_id", sort=False)}
+        self._attr_cache: dict[str, dict[str, str]] = {}
 
     def _val(self, item_id: str, col: str) -> str:
         v = self._items.at[item_id, col] if col in self._items else None
         return "" if v is None or pd.isna(v) else str(v).strip()
 
+    def _attrs(self, item_id: str) -> dict[str, str]:
+        if item_id not in self._attr_cache:
+            self._attr_cache[item_id] = {c: self._val(item_id, c).lower() for c in ATTRS}
+        return self._attr_cache[item_id]
+
     def _anchor(self, history: pd.DataFrame, item_id: str):
         """The earlier event whose item shares most attributes with the candidate."""
         if history.empty:
             return None, []
+        mine = self._attrs(item_id)
         best, best_shared = None, []
-        for _, ev in history.iloc[::-1].iterrows():  # latest first: ties keep the latest
-            shared = [c for c in ATTRS if self._val(item_id, c)
-                      and self._val(item_id, c).lower() == self._val(ev["item_id"], c).lower()]
+        for pos in range(len(history) - 1, -1, -1):  # latest first: ties keep the latest
+            theirs = self._attrs(history["item_id"].iat[pos])
+            shared = [c for c in ATTRS if mine[c] and mine[c] == theirs[c]]
             if best is None or len(shared) > len(best_shared):
-                best, best_shared = ev, shared
-        return best, best_shared
+                best, best_shared = pos, shared
+        return history.iloc[best], best_shared
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
         df = self._by_client.get(case.client_id, self.events.iloc[0:0])
@@ -113,7 +120,7 @@ class TemplateMethod:
         verb = VERBS.get(ev["event_type"], ev["event_type"])
         ts = ev["timestamp"]
         when = f"{ts.day} {ts.strftime('%B')} {ts.year}"
-        link = (" and ".join(self._val(item_id, c).lower() for c in shared[:2])
+        link = (" and ".join(self._val(item_id, c) for c in shared[:2])
                 if shared else "a clear line of taste")
         if style == "style":
             return f"{what} continues the taste shown by the {past} the client {verb} on {when}."

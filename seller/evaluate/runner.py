@@ -201,8 +201,15 @@ def run(args) -> int:
     cfg = load_config(cfg_path)
     dataset = load_dataset(cfg.data)
     refs = load_explanations(cfg.data, dataset)
-    split = split_clients(refs["client_id"].astype(str).unique(), cfg.data)
     models = Path(args.models or _repo() / cfg.train.out_dir)
+    split_file = models / "split.json"
+    if split_file.exists():  # the exact clients the shipped model held out
+        import json
+        split = json.loads(split_file.read_text())
+        split_source = str(split_file)
+    else:
+        split = split_clients(refs["client_id"].astype(str).unique(), cfg.data)
+        split_source = f"split_clients({cfg_path.name}: seed {cfg.data.split_seed})"
     rec = None
     rec_dir = _repo() / cfg.train.recommender
     if rec_dir.exists():
@@ -234,7 +241,7 @@ def run(args) -> int:
                "command": f"seller evaluate --dataset {args.dataset} --out "
                           f"{args.out or 'reports/' + args.dataset} --max-cases {args.max_cases} "
                           f"--k {args.k}",
-               "notes": [], "examples": []}
+               "notes": [f"test clients from {split_source}"], "examples": []}
     llm = None
     for name in wanted:
         try:
