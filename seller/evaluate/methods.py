@@ -99,7 +99,9 @@ class TemplateMethod:
             t0 = time.perf_counter()
             if self.item_aspects is not None:
                 aspect = self.item_aspects.get(item_id) or self.item_aspects.get("", "quality")
-                out.append(Generated(f"The {aspect} is great.", latency_s=time.perf_counter() - t0))
+                verb = "are" if aspect.endswith("s") and not aspect.endswith("ss") else "is"
+                out.append(Generated(f"The {aspect} {verb} great.",
+                                     latency_s=time.perf_counter() - t0))
                 continue
             ev, shared = self._anchor(history, item_id)
             out.append(Generated(self._sentence(case.style, item_id, ev, shared),
