@@ -168,3 +168,14 @@ def stream_explanation(model, client_id: str, item_id: str, style: str, write_st
     with cache.lock:
         cache.entries[key] = stream.explanation  # set by the stream once exhausted
     return stream.explanation
+
+
+def explain_batch(model, client_id: str, item_ids: list[str], style: str) -> dict:
+    """Explanations of several items at once (parallel sequences sharing the client's prefix)."""
+    with model_lock():
+        results = model.explain_many(client_id, list(item_ids), style)
+    cache = explanation_cache()
+    with cache.lock:
+        for item_id, exp in zip(item_ids, results):
+            cache.entries[explanation_key(model, client_id, item_id, style)] = exp
+    return dict(zip(item_ids, results))

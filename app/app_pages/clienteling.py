@@ -90,55 +90,75 @@ def cast(vote: Vote) -> None:
 if err := st.session_state.pop("vote_error", None):
     st.error(f":material/error: Vote not saved. {err}")
 
-explained = {}
+# cards first (item facts at once), then explanations: cached ones straight away, the first new one
+# streamed so words appear quickly, the remaining new ones decoded together as parallel sequences
+slots, texts = {}, {}
 for rec in recs:
     item = items.loc[rec.item_id]
     with st.container(border=True, key=f"card-{rec.item_id}"):
-        facts, text = st.columns([2, 5])
+        facts, slots[rec.item_id] = st.columns([2, 5])
         facts.markdown(f"**{item['name']}**  \n{shown_text(item.get('maison'), '')}")
-        facts.caption(" · ".join(str(v) for v in (item.get("category"), item.get("color"),
-                                                   item.get("material")) if isinstance(v, str) and v))
+        facts.caption(" · ".join(v for v in (item.get("category"), item.get("color"), item.get("material"))
+                                 if isinstance(v, str) and v))
         if pd.notna(item.get("price")):
             facts.markdown(views.money(item["price"], item.get("currency") or ""))
-        if explainer.value is None:
-            text.caption("Explanation unavailable: the explanation model is not installed.")
-            exp = None
+        texts[rec.item_id] = slots[rec.item_id].empty()
+
+explained, failed = {}, {}
+if explainer.value is not None and recs:
+    model = explainer.value
+    missing = []
+    for rec in recs:
+        cached = services.cached_explanation(model, client_id, rec.item_id, style)
+        if cached is None:
+            missing.append(rec.item_id)
+            texts[rec.item_id].caption("Writing…")
         else:
-            exp = services.cached_explanation(explainer.value, client_id, rec.item_id, style)
-            with text:
-                if exp is not None:
-                    st.markdown(exp.text)
-                else:
-                    try:
-                        exp = services.stream_explanation(explainer.value, client_id, rec.item_id, style,
-                                                          st.write_stream)
-                    except Exception as e:  # one failed card must not take the others down
-                        st.error(f"Explanation failed for item {rec.item_id}: {type(e).__name__}: {e}")
-            if exp is not None:
-                explained[rec.item_id] = exp
-        with text.expander("Why", icon=":material/insights:"):
-            if exp is not None and getattr(exp, "gate_weights", None) is not None:
-                st.caption("Adapter experts (gate weights)")
-                st.bar_chart(views.gate_frame(exp.gate_weights), x="expert", y="weight",
-                             horizontal=True, height=160, color="#8C6A3F")
-            weighed = views.weighing_events(history, rec.top_events)
-            if len(weighed):
-                st.caption("History events that weighed most")
-                st.dataframe(weighed, hide_index=True, width="stretch")
-            else:
-                st.caption("No history events weighed on this recommendation.")
+            explained[rec.item_id] = cached
+            texts[rec.item_id].markdown(cached.text)
+    try:
+        if missing:
+            with texts[missing[0]]:
+                explained[missing[0]] = services.stream_explanation(model, client_id, missing[0], style,
+                                                                    st.write_stream)
+        if missing[1:]:
+            for item_id, exp in services.explain_batch(model, client_id, missing[1:], style).items():
+                explained[item_id] = exp
+                texts[item_id].markdown(exp.text)
+    except Exception as e:  # a failed generation is reported on its cards; the rest of the page stays
+        for item_id in missing:
+            if item_id not in explained:
+                failed[item_id] = f"{type(e).__name__}: {e}"
+                texts[item_id].error(f"Explanation failed for item {item_id}: {failed[item_id]}")
+
+for rec in recs:
+    exp = explained.get(rec.item_id)
+    slot = slots[rec.item_id]
+    if explainer.value is None:
+        texts[rec.item_id].caption("Explanation unavailable: the explanation model is not installed.")
+    with slot.expander("Why", icon=":material/insights:"):
         if exp is not None:
-            current = votes.get((rec.item_id, style, exp.model_version))
-            vote = dict(associate_id=services.associate_id(), client_id=client_id, item_id=rec.item_id,
-                        style=style, variant=variant, explanation=exp.text, model_version=exp.model_version,
-                        latency_ms=1000 * exp.latency_s if exp.latency_s is not None else None)
-            up, down, _ = text.columns([1, 1, 8])
-            up.button("", icon=":material/thumb_up:", key=f"up-{rec.item_id}", help="Helpful explanation",
-                      type="primary" if current == 1 else "secondary", disabled=store.value is None,
-                      on_click=cast, args=(Vote(**vote, vote=1),))
-            down.button("", icon=":material/thumb_down:", key=f"down-{rec.item_id}",
-                        help="Unhelpful explanation", type="primary" if current == -1 else "secondary",
-                        disabled=store.value is None, on_click=cast, args=(Vote(**vote, vote=-1),))
+            st.caption("Adapter experts (gate weights)")
+            st.bar_chart(views.gate_frame(exp.gate_weights), x="expert", y="weight",
+                         horizontal=True, height=160, color="#8C6A3F")
+        weighed = views.weighing_events(history, rec.top_events)
+        if len(weighed):
+            st.caption("History events that weighed most")
+            st.dataframe(weighed, hide_index=True, width="stretch")
+        else:
+            st.caption("No history events weighed on this recommendation.")
+    if exp is not None:
+        current = votes.get((rec.item_id, style, exp.model_version))
+        vote = dict(associate_id=services.associate_id(), client_id=client_id, item_id=rec.item_id,
+                    style=style, variant=variant, explanation=exp.text, model_version=exp.model_version,
+                    latency_ms=1000 * exp.latency_s if exp.latency_s is not None else None)
+        up, down, _ = slot.columns([1, 1, 8])
+        up.button("", icon=":material/thumb_up:", key=f"up-{rec.item_id}", help="Helpful explanation",
+                  type="primary" if current == 1 else "secondary", disabled=store.value is None,
+                  on_click=cast, args=(Vote(**vote, vote=1),))
+        down.button("", icon=":material/thumb_down:", key=f"down-{rec.item_id}",
+                    help="Unhelpful explanation", type="primary" if current == -1 else "secondary",
+                    disabled=store.value is None, on_click=cast, args=(Vote(**vote, vote=-1),))
 
 # the timeline goes above the cards but is drawn last: it highlights what the explanations cite
 if focus in explained:

@@ -1,8 +1,9 @@
 """`seller bench app`: what an associate waits for when opening a client, with models warm.
 
-Per client: (1) time to first words = recommend(k) + the first card's explanation streamed until
-its first text chunk (what the page shows first); (2) all cards = recommend(k) + explanations of
-all k items (the page's total wait). Targets from the brief: first words <= 0.5 s, all five
+Per client, the Clienteling page's own sequence: recommend(k), stream the first card's
+explanation, then explain the other k-1 together (parallel sequences sharing the client prefix).
+(1) time to first words = recommend + the first non-blank streamed chunk; (2) all cards = the
+whole sequence (the page's total wait). Targets from the brief: first words <= 0.5 s, all five
 <= 3 s on 2 CPU cores. Writes JSON and a markdown table under benchmarks/results/.
 """
 from __future__ import annotations
@@ -38,20 +39,21 @@ def add_parser(subparsers):
 
 
 def _time_client(explainer, client_id: str, k: int, style: str) -> dict:
+    """The page's own sequence: recommend, stream the first card, then the other k-1 together."""
     start = time.perf_counter()
     recs = explainer.recommend(client_id, k)
     rec_s = time.perf_counter() - start
-    first_s = None
+    first_s, text = None, ""
     for chunk in explainer.explain(client_id, recs[0].item_id, style, stream=True):
-        if isinstance(chunk, str) and chunk.strip() and first_s is None:
+        if first_s is None and chunk.strip():
             first_s = time.perf_counter() - start
-    start = time.perf_counter()
-    recs = explainer.recommend(client_id, k)
-    explanations = explainer.explain_many(client_id, [r.item_id for r in recs], style)
+        text += chunk
+    first_card_s = time.perf_counter() - start
+    rest = explainer.explain_many(client_id, [r.item_id for r in recs[1:]], style) if len(recs) > 1 else []
     all_s = time.perf_counter() - start
-    return {"client_id": client_id, "recommend_s": rec_s, "first_words_s": first_s, "all_s": all_s,
-            "n_explanations": len(explanations),
-            "chars": sum(len(e.text) for e in explanations)}
+    return {"client_id": client_id, "recommend_s": rec_s, "first_words_s": first_s,
+            "first_card_s": first_card_s, "all_s": all_s, "n_explanations": 1 + len(rest),
+            "chars": len(text) + sum(len(e.text) for e in rest)}
 
 
 def _summary(values: list[float]) -> dict:
@@ -76,14 +78,18 @@ def run(args) -> int:
     if not model_dir.is_dir():
         print(f"seller bench app: no model folder at {model_dir}; train one first (seller train)", file=sys.stderr)
         return 1
+    data = ds.load_dataset(args.data) if args.data else None
     t0 = time.perf_counter()
-    explainer = Explainer.from_pretrained(model_dir)
+    explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads)
     load_s = time.perf_counter() - t0
-    data = ds.load_dataset(args.data) if args.data else ds.load_sample()
+    data = explainer.dataset
     active = data.events["client_id"].value_counts().index.tolist()  # clients with history first
     clients = active[: args.clients + 1]
-    _time_client(explainer, clients[0], args.k, args.style)  # warm-up: caches, allocations
-    rows = [_time_client(explainer, c, args.k, args.style) for c in clients[1:]]
+    try:
+        _time_client(explainer, clients[0], args.k, args.style)  # warm-up: caches, allocations
+        rows = [_time_client(explainer, c, args.k, args.style) for c in clients[1:]]
+    finally:
+        explainer.close()
     first = _summary([r["first_words_s"] for r in rows if r["first_words_s"] is not None])
     total = _summary([r["all_s"] for r in rows])
     result = {
