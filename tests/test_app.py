@@ -135,3 +135,26 @@ def test_unwritable_db_shows_error_and_still_recommends(monkeypatch, env, sample
     assert all(b.disabled for b in at.button if str(b.key).startswith(("up-", "down-")))
     at.switch_page("app_pages/experiments.py").run()
     assert any("not_a_dir" in e.value for e in at.error)
+
+
+def test_views_shape_client_data(sample):
+    from app import views
+    client_id = busiest_client(sample)
+    history = views.client_events(sample.events, sample.items, client_id)
+    assert history["timestamp"].is_monotonic_increasing and len(history) == (sample.events.client_id == client_id).sum()
+    prices = sample.items.set_index("item_id")["price"]
+    mine = sample.events[sample.events.client_id == client_id]
+    expected = (prices[mine[mine.event_type == "purchase"].item_id].sum()
+                - prices[mine[mine.event_type == "return"].item_id].sum())
+    summary = views.spend_summary(history)
+    assert summary["spend"] == pytest.approx(expected)
+    assert summary["last_visit"] == mine[mine.channel == "boutique"].timestamp.max()
+    found = views.filter_clients(sample.clients, client_id.lower(), [], [])
+    assert found["client_id"].tolist() == [client_id]
+    assert views.gate_frame({"complement": 0.7, "style": 0.3})["weight"].tolist() == [0.7, 0.3]
+    assert views.gate_frame([[0.25, 0.75]])["expert"].tolist() == ["expert 0", "expert 1"]
+    top = [(history["event_id"].iloc[-1], 0.6), (history["event_id"].iloc[0], 0.4)]
+    table = views.weighing_events(history, top)
+    assert table["weight"].tolist() == ["60%", "40%"]
+    fig = views.timeline_figure(history, [top[0][0]], "Cited by the explanation")
+    assert [t.name for t in fig.data][-1] == "Cited by the explanation" and len(fig.data[-1].x) == 1
