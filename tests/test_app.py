@@ -1,4 +1,5 @@
 """The Streamlit app through streamlit.testing: picker, cards, votes into a real SQLite file."""
+import os
 import sqlite3
 
 import pytest
@@ -158,3 +159,15 @@ def test_views_shape_client_data(sample):
     assert table["weight"].tolist() == ["60%", "40%"]
     fig = views.timeline_figure(history, [top[0][0]], "Cited by the explanation")
     assert [t.name for t in fig.data][-1] == "Cited by the explanation" and len(fig.data[-1].x) == 1
+
+
+def test_model_page_reports_versions_and_hardware(monkeypatch, env, tiny_model_dir):
+    monkeypatch.setenv("SELLER_MODEL", str(tiny_model_dir))
+    at = AppTest.from_file(MAIN, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/model.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Explanation model": "not installed", "Recommender": "Recommender"}
+    hardware = at.dataframe[0].value
+    assert hardware.set_index("").loc["CPU cores", "value"] == str(os.cpu_count())

@@ -1,4 +1,5 @@
 """Model: what is loaded, on which hardware, and how fast it explains."""
+import json
 import os
 import time
 
@@ -7,6 +8,7 @@ import streamlit as st
 import torch
 
 from app import services
+from seller.paths import REPO_ROOT
 
 st.header("Model", anchor=False)
 explainer, rec = services.explainer(), services.recommender()
@@ -35,7 +37,7 @@ try:
     rows["llama-cpp-python"] = llama_cpp.__version__
 except ImportError:
     rows["llama-cpp-python"] = "not installed"
-st.dataframe(pd.DataFrame({"": list(rows), "value": [str(v) for v in rows.values()]}), hide_index=True)
+st.dataframe(pd.DataFrame({"": list(rows), "value": [str(v) for v in rows.values()]}), hide_index=True, width=520)
 
 st.subheader("Measured speed", anchor=False)
 cache = services.explanation_cache()
@@ -49,6 +51,14 @@ if latencies:
     c3.metric("Median time to first words", f"{pd.Series(firsts).median():.2f} s" if firsts else "—")
 else:
     st.caption("No explanations generated in this server yet.")
+
+bench = REPO_ROOT / "benchmarks" / "results" / "app_latency.json"
+if bench.is_file():
+    result = json.loads(bench.read_text())
+    st.caption(f"`seller bench app` ({result['model_version']}, {result['threads']} threads, "
+               f"{len(result['clients'])} clients): first words {result['first_words_s']['median']:.2f} s, "
+               f"all {result['k']} cards {result['all_s']['median']:.2f} s (medians; targets "
+               f"{result['targets']['first_words_s']} s and {result['targets']['all_s']} s).")
 
 if explainer.value is not None and st.button("Measure now", icon=":material/speed:"):
     data = services.dataset()
