@@ -112,6 +112,7 @@ class Recommender(nn.Module):
         self.user_encoder = build_user_encoder(SequenceEncoderConfig(
             config.encoder, config.d_model, config.n_layers, config.n_heads, config.dropout,
             config.max_len, len(segments) + 1, config.use_event_features))
+        self._vectors: torch.Tensor | None = None
         self._sequences: dict[str, ClientSequence] = {}
         self._client_segment: dict[str, int] = {}
         self._dataset_name = ""
@@ -147,7 +148,21 @@ class Recommender(nn.Module):
 
     # -- model ----------------------------------------------------------------------------------
     def item_vectors(self) -> torch.Tensor:
-        return self.item_encoder.catalog_vectors()  # (N, d)
+        """(N, d) catalog vectors; cached in eval mode (serving must not redo 12k items per call)."""
+        if self.training:
+            return self.item_encoder.catalog_vectors()
+        if self._vectors is None:
+            with torch.no_grad():
+                self._vectors = self.item_encoder.catalog_vectors()
+        return self._vectors
+
+    def train(self, mode: bool = True) -> "Recommender":
+        self._vectors = None  # weights may change: recompute on the next eval call
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._vectors = None
+        return super().load_state_dict(*args, **kwargs)
 
     def make_batch(self, histories: list[ClientSequence], segments: list[int],
                    item_vectors: torch.Tensor) -> HistoryBatch:
@@ -200,8 +215,7 @@ class Recommender(nn.Module):
         if len(seq) == 0 or n_top == 0:
             return [[] for _ in items]
         self.eval()
-        with torch.no_grad():
-            v = self.item_vectors()
+        v = self.item_vectors()
         seq = seq[-self.config.max_len:]
         batch = self.make_batch([seq] * len(items), [segment] * len(items), v)
         batch.event_vectors = batch.event_vectors.detach().requires_grad_(True)
@@ -387,6 +401,8 @@ def train_recommender(dataset, config: RecommenderConfig | None = None, train=No
             loss.backward()
             opt.step()
             total, n = total + float(loss.detach()) * int(keep.sum()), n + int(keep.sum())
+            if time.time() - t0 > 60 * config.max_minutes:
+                break  # out of budget: keep what this epoch learned, judge it, stop
         minutes = (time.time() - t0) / 60
         if valid:
             ndcg = evaluate_targets(model, valid, segments, ks=(10,))["NDCG@10"]

@@ -112,7 +112,10 @@ def test_sample_data_semantic_model(tmp_path):
         ds = load_sample()
     except FileNotFoundError as e:
         pytest.skip(f"sample_data not generated yet: {e}")
-    config = RecommenderConfig(d_model=32, epochs=3, batch_size=64, patience=3, max_len=30)
+    # text off here: MiniLM on 330 descriptions is minutes on a busy 2-core machine; the text
+    # path is covered in test_encoders on a 3-item catalog
+    config = RecommenderConfig(d_model=32, epochs=2, batch_size=64, patience=2, max_len=30,
+                               use_text=False, threads=1)
     rec = train_recommender(ds, config, log=lambda m: None)
     cid = ds.events["client_id"].iloc[0]
     recs = rec.recommend(cid, k=10)

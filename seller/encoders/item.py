@@ -124,10 +124,12 @@ class ItemSemanticEncoder(nn.Module):
             self.text = nn.Linear(config.text_dim, d)
         if config.use_id:
             self.ids = nn.Embedding(len(featurizer.warm_ids) + 1, d, padding_idx=0)  # 0 = cold
-        for m in self.modules():  # small init, as SASRec: sums of several tables stay O(1)
+        # ID rows start at unit-ish norm (they must tell items apart from step one); attribute
+        # tables smaller, since ten of them are summed per item
+        for m in self.modules():
             if isinstance(m, nn.Embedding):
-                nn.init.normal_(m.weight, std=0.02 if config.use_text or config.use_attributes
-                                else 1.0 / math.sqrt(d))
+                nn.init.normal_(m.weight, std=1.0 / math.sqrt(d) if m is getattr(self, "ids", None)
+                                else 0.3 / math.sqrt(d))
                 if m.padding_idx is not None:
                     m.weight.data[m.padding_idx].zero_()
         self._catalog_size = 0

