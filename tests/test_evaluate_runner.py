@@ -107,4 +107,25 @@ def test_review_template_uses_training_clients_aspects_only():
     m = TemplateMethod(ds.items, ds.events, got)
     case = runner.Case("c", "C0", "feature", T0, "I0", "ref", ("I0", "I9"), 0, "")
     assert [g.text for g in m.explain(case, case.candidates)] == [
-        "The strings is great.", "The strings is great."]
+        "The strings are great.", "The strings are great."]
+
+
+@pytest.mark.slow
+def test_seller_evaluate_end_to_end_on_sample_with_the_real_gguf(tmp_path):
+    """`seller evaluate` on the sample data: the template and the text-only prompt through the
+    real GGUF and llama.cpp, scored and reported (trained methods are listed as not run when
+    their model folders are absent)."""
+    if not (Path(__file__).resolve().parents[1] / "sample_data" / "events.csv").exists():
+        pytest.skip("sample_data absent")
+    p = argparse.ArgumentParser()
+    runner.add_arguments(p)
+    args = p.parse_args(["--dataset", "sample", "--methods", "template,text-only,seller-dense",
+                         "--max-cases", "2", "--k", "2", "--out", str(tmp_path / "r"),
+                         "--model", f"seller-dense={tmp_path / 'nothing'}"])
+    assert runner.run(args) == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert set(res["methods"]) == {"template", "text-only"}
+    assert "no trained model" in res["skipped"]["seller-dense"]
+    texts = [e["explanation"] for e in res["examples"] if e["method"] == "text-only"]
+    assert texts and all(t.strip() for t in texts)
+    assert res["methods"]["text-only"]["timing"]["n_explanations"] == 4
