@@ -1,0 +1,298 @@
+"""Serving: llama.cpp decodes a `Layout` whose soft prompts go in as input embeddings.
+
+`SoftPromptLLM` is the public face. Each call clears the KV cache, decodes the layout's
+segments as consecutive batches (tokens, embeddings, tokens...) with continuous positions, then
+samples. `generate_many` decodes the prefix the layouts share once on sequence 0, copies it in
+the KV cache to the other sequences (`llama_memory_seq_cp`), prefills each sequence's own tail,
+and then decodes one token per live sequence per batch.
+
+Why the tails are prefilled one sequence at a time: measured here, prefilling several
+sequences' tails in ONE batch moved the logits by up to 0.5 (the same size as the Q8
+activation noise vs. transformers) and flipped greedy near-ties, so parallel output differed
+from one-at-a-time output. Per-sequence tails (a few dozen positions each) keep the two
+bit-identical; the decode steps, one token per sequence per batch, stay batched.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from seller.llm import resolve_gguf
+from seller.llm.layout import Layout
+from seller.llm.native import Batch, Context, Model, Sampler, lib
+from seller.llm.sampling import SamplingParams, StopMatcher
+from seller.llm.tokenizer import Detokenizer, Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What the last generate / stream / generate_many call did (for latency reports)."""
+
+    n_prompt: tuple[int, ...]     # prompt positions per sequence (after any trimming)
+    n_shared: int                 # prefix positions decoded once and shared in the KV cache
+    n_generated: tuple[int, ...]  # tokens sampled per sequence (end-of-turn excluded)
+    first_token_s: float          # seconds from the call to the first sampled token
+    total_s: float                # seconds for the whole call
+
+
+@dataclass
+class _Seq:
+    """One sequence being decoded: its runs of positions ('tokens' ids | 'embd' rows)."""
+
+    runs: list  # [(kind, data, pos0)], data: np.ndarray of ids [n] or rows [n, d]
+    n_positions: int
+
+    def keys(self) -> list:
+        """One comparable key per position, to find the prefix sequences share."""
+        out = []
+        for kind, data, _ in self.runs:
+            out += data.tolist() if kind == "tokens" else [row.tobytes() for row in data]
+        return out
+
+    def span(self, a: int, b: int) -> list:
+        """The runs clipped to positions [a, b)."""
+        out = []
+        for kind, data, pos0 in self.runs:
+            lo, hi = max(a, pos0), min(b, pos0 + len(data))
+            if lo < hi:
+                out.append((kind, data[lo - pos0: hi - pos0], lo))
+        return out
+
+
+class SoftPromptLLM:
+    """A GGUF served by llama.cpp, with soft prompts fed as embeddings.
+
+    n_ctx: KV cells shared by all parallel sequences (unified cache); n_threads: CPU threads
+    (default: all cores); n_gpu_layers: 0 = CPU, -1 = all layers on GPU (CUDA build needed);
+    n_seq_max: most sequences `generate_many` runs at once; n_batch: positions per decode call.
+    Not thread-safe by design; calls are serialised by a lock. Use `with` or `close()`.
+    """
+
+    def __init__(self, gguf_path: str | Path | None = None, *, n_ctx: int = 2048,
+                 n_threads: int | None = None, n_gpu_layers: int = 0, n_seq_max: int = 8,
+                 n_batch: int = 512):
+        if not (1 <= n_seq_max <= n_batch and n_ctx >= 16):
+            raise ValueError(f"need 1 <= n_seq_max <= n_batch and n_ctx >= 16; got "
+                             f"n_seq_max={n_seq_max}, n_batch={n_batch}, n_ctx={n_ctx}")
+        self.path = resolve_gguf(gguf_path)
+        if n_gpu_layers != 0 and not lib().llama_supports_gpu_offload():
+            log.warning("n_gpu_layers=%d but this llama.cpp build has no GPU support: running "
+                        "on CPU (rebuild with CMAKE_ARGS=-DGGML_CUDA=on)", n_gpu_layers)
+        self._model = Model(self.path, n_gpu_layers=n_gpu_layers)
+        self.tokenizer = Tokenizer(self._model)
+        self.n_embd = self._model.n_embd
+        self.n_seq_max = n_seq_max
+        self._ctx = Context(self._model, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=n_seq_max,
+                            n_threads=n_threads or os.cpu_count() or 1)
+        self.n_ctx = self._ctx.n_ctx
+        self._tokens = Batch(n_batch)
+        self._embds = Batch(n_batch, n_embd=self.n_embd)
+        self._lock = threading.Lock()
+        self.last_run: RunStats | None = None
+
+    # -- lifetime ----------------------------------------------------------------------
+    def close(self) -> None:
+        for h in ("_tokens", "_embds", "_ctx", "_model"):  # context before the model it uses
+            if getattr(self, h, None) is not None:
+                getattr(self, h).close()
+
+    def __enter__(self) -> "SoftPromptLLM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- public API ----------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def stream(self, layout: Layout, soft_prompts=None, *, max_tokens: int = 64,
+               sampling: SamplingParams = SamplingParams(), stop: Sequence[str] = ()
+               ) -> Iterator[str]:
+        """Yield the explanation's text piece by piece (soft_prompts: [P, n_embd])."""
+        for _, piece in self._run([layout], [soft_prompts], max_tokens, sampling, stop):
+            yield piece
+
+    def generate(self, layout: Layout, soft_prompts=None, *, max_tokens: int = 64,
+                 sampling: SamplingParams = SamplingParams(), stop: Sequence[str] = ()) -> str:
+        """The whole explanation (== "".join(stream(...)))."""
+        return "".join(self.stream(layout, soft_prompts, max_tokens=max_tokens,
+                                   sampling=sampling, stop=stop))
+
+    def generate_many(self, layouts: Sequence[Layout], soft_prompts=None, *,
+                      max_tokens: int = 64, sampling: SamplingParams = SamplingParams(),
+                      stop: Sequence[str] = ()) -> list[str]:
+        """One text per layout, decoded as parallel sequences sharing their common prefix.
+
+        soft_prompts: None, or one [P, n_embd] per layout (a list or an [N, P, n_embd] array).
+        Sequence i samples with seed sampling.seed + i. More than n_seq_max -> ValueError.
+        """
+        softs = [None] * len(layouts) if soft_prompts is None else list(soft_prompts)
+        if len(softs) != len(layouts):
+            raise ValueError(f"{len(layouts)} layouts but {len(softs)} soft-prompt arrays")
+        out = [""] * len(layouts)
+        for s, piece in self._run(layouts, softs, max_tokens, sampling, stop):
+            out[s] += piece
+        return out
+
+    def last_logits(self, layout: Layout, soft_prompts=None) -> np.ndarray:
+        """Logits [n_vocab] after the layout's last position, a training target included
+        (for parity checks against TorchBackbone.last_logits)."""
+        with self._lock:
+            seq = self._prepare([layout], [soft_prompts], max_tokens=0, keep_target=True)[0]
+            self._ctx.clear()
+            got = []
+            self._prefill(seq.runs, 0, lambda i: got.append(self._ctx.logits(i)))
+            return got[0]
+
+    # -- internals -----------------------------------------------------------------------
+    def _soft_array(self, layout: Layout, soft, where: str) -> np.ndarray | None:
+        if layout.n_soft == 0:
+            if soft is not None and np.size(soft):
+                raise ValueError(f"{where}: layout has no soft-prompt slots but soft prompts "
+                                 "were given")
+            return None
+        if soft is None:
+            raise ValueError(f"{where}: layout has {layout.n_soft} soft-prompt slots but no "
+                             "soft prompts were given")
+        if hasattr(soft, "detach"):  # a torch tensor from the adapter
+            soft = soft.detach().float().cpu().numpy()
+        arr = np.asarray(soft, dtype=np.float32)
+        if arr.shape != (layout.n_soft, self.n_embd):
+            raise ValueError(f"{where}: soft prompts have shape {tuple(arr.shape)}, expected "
+                             f"({layout.n_soft}, {self.n_embd}) = (P slots, model n_embd)")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{where}: soft prompts contain NaN or inf values")
+        return arr
+
+    def _prepare(self, layouts, softs, max_tokens: int, keep_target: bool = False
+                 ) -> list[_Seq]:
+        if not layouts:
+            return []
+        if len(layouts) > self.n_seq_max:
+            raise ValueError(f"{len(layouts)} parallel sequences requested but this "
+                             f"SoftPromptLLM was built with n_seq_max={self.n_seq_max}")
+        if max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
+        seqs = []
+        for k, (layout, soft) in enumerate(zip(layouts, softs)):
+            where = f"layout {k}"
+            soft = self._soft_array(layout, soft, where)  # check before any trimming
+            layout = (layout if keep_target else layout.prompt()).fit(self.n_ctx - max_tokens)
+            runs, pos, row = [], 0, 0
+            for seg in layout.segments:
+                if seg.kind == "soft":
+                    runs.append(("embd", soft[row: row + seg.n_soft], pos))
+                    row += seg.n_soft
+                else:
+                    bad = [t for t in seg.ids if not 0 <= t < self._model.n_vocab]
+                    if bad:
+                        raise ValueError(f"{where}: token id {bad[0]} outside the vocabulary "
+                                         f"(n_vocab={self._model.n_vocab})")
+                    runs.append(("tokens", np.asarray(seg.ids, dtype=np.int64), pos))
+                pos += len(seg)
+            seqs.append(_Seq(runs, pos))
+        return seqs
+
+    def _prefill(self, runs: list, seq: int, on_logits=None) -> None:
+        """Decode one sequence's runs in order, in batches of at most n_batch positions.
+        on_logits(row) runs right after the batch holding the last position (before the next
+        decode overwrites the logits); None: no logits wanted (a shared prefix)."""
+        for r, (kind, data, pos0) in enumerate(runs):
+            batch = self._embds if kind == "embd" else self._tokens
+            for k in range(0, len(data), batch.capacity):
+                chunk = data[k: k + batch.capacity]
+                final = (on_logits is not None and r == len(runs) - 1
+                         and k + len(chunk) == len(data))
+                batch.clear()
+                if kind == "embd":
+                    i = batch.add_embeddings(chunk, pos0 + k, seq, logits_last=final)
+                else:
+                    for j, t in enumerate(chunk.tolist()):
+                        last = final and j == len(chunk) - 1
+                        i = batch.add_token(t, pos0 + k + j, seq, logits=last)
+                self._ctx.decode(batch)
+                if final:
+                    on_logits(i)
+
+    def _run(self, layouts, softs, max_tokens: int, sampling: SamplingParams,
+             stop: Sequence[str]) -> Iterator[tuple[int, str]]:
+        """Yield (sequence index, text piece) until every sequence has stopped."""
+        with self._lock:
+            t0 = time.perf_counter()
+            seqs = self._prepare(layouts, softs, max_tokens)
+            if not seqs or max_tokens == 0:
+                return
+            keys = [q.keys() for q in seqs]
+            shared = 0  # common prefix, leaving each sequence >= 1 own position for its logits
+            limit = min(q.n_positions for q in seqs) - 1 if len(seqs) > 1 else 0
+            while shared < limit and all(k[shared] == keys[0][shared] for k in keys):
+                shared += 1
+            need = shared + sum(q.n_positions - shared + max_tokens for q in seqs)
+            if need > self.n_ctx:
+                raise ValueError(f"{len(seqs)} sequences need {need} KV cells (shared prefix "
+                                 f"{shared}) but n_ctx={self.n_ctx}: raise n_ctx or generate "
+                                 "fewer at once")
+            ctx = self._ctx
+            ctx.clear()
+            if shared:
+                self._prefill(seqs[0].span(0, shared), 0)
+                for s in range(1, len(seqs)):
+                    ctx.seq_cp(0, s)
+            samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
+                        for s in range(len(seqs))]
+            try:
+                nxt: dict[int, int] = {}
+                for s, q in enumerate(seqs):  # one tail at a time: see the module docstring
+                    self._prefill(q.span(shared, q.n_positions), s,
+                                  lambda i, s=s: nxt.__setitem__(s, samplers[s].sample(ctx, i)))
+                t_first = time.perf_counter() - t0
+                pos = {s: q.n_positions for s, q in enumerate(seqs)}
+                detok = {s: Detokenizer(self.tokenizer) for s in pos}
+                stops = {s: StopMatcher(stop) for s in pos}
+                count = dict.fromkeys(pos, 0)
+                while nxt:
+                    for s, tok in list(nxt.items()):
+                        done = self.tokenizer.is_eog(tok) and not sampling.ignore_eos
+                        if not done:
+                            count[s] += 1
+                            piece = stops[s].push(detok[s].push(tok))
+                            if piece:
+                                yield s, piece
+                            done = stops[s].stopped or count[s] >= max_tokens
+                        if done:
+                            tail = stops[s].push(detok[s].flush()) + stops[s].flush()
+                            if tail:
+                                yield s, tail
+                            del nxt[s]
+                    if not nxt:
+                        break
+                    batch, rows = self._tokens, {}
+                    batch.clear()
+                    for s, tok in nxt.items():
+                        rows[s] = batch.add_token(tok, pos[s], s, logits=True)
+                        pos[s] += 1
+                    ctx.decode(batch)
+                    for s in nxt:
+                        nxt[s] = samplers[s].sample(ctx, rows[s])
+                self.last_run = RunStats(tuple(q.n_positions for q in seqs), shared,
+                                         tuple(count.values()), t_first,
+                                         time.perf_counter() - t0)
+            finally:
+                for smp in samplers:
+                    smp.close()

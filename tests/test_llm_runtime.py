@@ -1,0 +1,113 @@
+"""The llama.cpp runtime on the real default GGUF: streaming, parallel sequences, sampling,
+stop conditions and bad input."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from seller.llm.layout import build_layout
+from seller.llm.runtime import SoftPromptLLM
+from seller.llm.sampling import GREEDY, SamplingParams
+
+HISTORY = ["2024-01-03 viewed: silk scarf, navy, Maison A",
+           "2024-02-11 tried on: leather loafers, black, Maison B",
+           "2024-03-20 purchased: cashmere coat, camel, Maison A"]
+ITEMS = ["Silk evening bag, emerald", "Wool scarf, camel", "Gold ring, 18k",
+         "Leather belt, black", "Cotton shirt, white"]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    with SoftPromptLLM(n_ctx=1024, n_threads=1, n_seq_max=5) as m:
+        yield m
+
+
+def _layout(llm, item=ITEMS[0], history=HISTORY, n_soft=4):
+    return build_layout(llm.tokenizer, instruction="Explain by occasion.", history=history,
+                        item=item, n_soft=n_soft)
+
+
+def _soft(llm, n=4, seed=0, scale=0.05):
+    return (np.random.default_rng(seed).standard_normal((n, llm.n_embd)) * scale).astype(np.float32)
+
+
+def test_stream_equals_generate(llm):
+    lay, soft = _layout(llm), _soft(llm)
+    pieces = list(llm.stream(lay, soft, max_tokens=24, sampling=GREEDY))
+    assert len(pieces) > 1 and all(pieces)
+    assert "".join(pieces) == llm.generate(lay, soft, max_tokens=24, sampling=GREEDY)
+
+
+def test_parallel_equals_sequential_greedy(llm):
+    layouts = [_layout(llm, item=i) for i in ITEMS]
+    softs = [_soft(llm, seed=k) for k in range(len(ITEMS))]
+    many = llm.generate_many(layouts, softs, max_tokens=20, sampling=GREEDY)
+    one_by_one = [llm.generate(l, s, max_tokens=20, sampling=GREEDY)
+                  for l, s in zip(layouts, softs)]
+    assert many == one_by_one
+    assert len(set(many)) > 1  # different items and soft prompts really change the text
+
+
+def test_soft_prompts_change_the_output(llm):
+    lay = _layout(llm)
+    a = llm.last_logits(lay, _soft(llm, seed=1, scale=0.1))
+    b = llm.last_logits(lay, _soft(llm, seed=2, scale=0.1))
+    assert not np.allclose(a, b)
+
+
+def test_seeds_make_sampling_repeatable(llm):
+    lay, soft = _layout(llm), _soft(llm)
+    hot = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=7)
+    a = llm.generate(lay, soft, max_tokens=12, sampling=hot)
+    assert a == llm.generate(lay, soft, max_tokens=12, sampling=hot)
+    others = {llm.generate(lay, soft, max_tokens=12, sampling=SamplingParams(
+        temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=s)) for s in range(3)}
+    assert len(others) > 1  # the seed is actually used
+
+
+def test_max_tokens_and_stop_strings(llm):
+    lay, soft = _layout(llm), _soft(llm)
+    full = llm.generate(lay, soft, max_tokens=24, sampling=GREEDY)
+    three = list(llm.stream(lay, soft, max_tokens=3, sampling=GREEDY))
+    assert 1 <= len(three) <= 3 and full.startswith("".join(three))  # one piece per token
+    stop = full.strip().split()[2]  # a word from the middle of the greedy answer
+    cut = llm.generate(lay, soft, max_tokens=24, sampling=GREEDY, stop=[stop])
+    assert cut == full[: full.index(stop)]
+    streamed = "".join(llm.stream(lay, soft, max_tokens=24, sampling=GREEDY, stop=[stop]))
+    assert streamed == cut
+
+
+def test_bad_soft_prompts_rejected_before_decoding(llm):
+    lay = _layout(llm)
+    with pytest.raises(ValueError, match=r"shape \(4, 100\).*\(4, 576\)"):
+        llm.generate(lay, np.zeros((4, 100), np.float32))
+    bad = _soft(llm)
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        llm.generate(lay, bad)
+    with pytest.raises(ValueError, match="no soft prompts"):
+        llm.generate(lay, None)
+    with pytest.raises(ValueError, match="n_seq_max=5"):
+        llm.generate_many([lay] * 6, [_soft(llm)] * 6)
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+
+
+def test_too_long_prompt_drops_oldest_history(caplog):
+    history = [f"2023-{m % 12 + 1:02d}-01 viewed: item I{m:04d}, cashmere, navy, Maison A"
+               for m in range(20)]  # about 400 positions
+    with SoftPromptLLM(n_ctx=256, n_threads=1, n_seq_max=1) as small:
+        lay = _layout(small, history=history)
+        assert lay.n_positions > small.n_ctx
+        with caplog.at_level(logging.WARNING):
+            text = small.generate(lay, _soft(small), max_tokens=8, sampling=GREEDY)
+        assert text and "oldest history facts" in caplog.text
+        assert small.last_run.n_prompt[0] + 8 <= small.n_ctx
+
+
+def test_close_is_idempotent():
+    m = SoftPromptLLM(n_ctx=64, n_threads=1, n_seq_max=1)
+    m.close()
+    m.close()
