@@ -13,7 +13,8 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
 
     from seller.llm.tokenizer import Tokenizer
     Tokenizer.from_gguf(path=None) -> Tokenizer      # llama.cpp vocab-only: the ONE tokenizer
-        .encode(text, special=False) -> list[int]; .decode(ids) -> str; .n_vocab; .eog_ids
+        .encode(text, special=False) -> list[int]; .decode(ids, special=False) -> str;
+        .n_vocab; .eog_ids; .eos_id; .bos_id (None when the model adds no BOS); .chat_template
 
     from seller.llm.layout import build_layout, Layout, LayoutConfig, Segment
     build_layout(tokenizer, *, instruction: str, history: Sequence[str], item: str,
@@ -33,11 +34,15 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
         bb.tokenizer: Tokenizer; bb.model: LlamaForCausalLM (frozen, eval)
         bb.loss(layouts, soft_prompts [B, P, d]) -> scalar CE over target tokens (grad to soft)
         bb.last_logits(layouts, soft_prompts [B, P, d] | None) -> Tensor [B, V]
-        bb.generate_greedy(layout, soft_prompts [P, d] | None, max_tokens) -> list[int]
+        bb.embed(layouts, soft_prompts) -> (inputs_embeds [B, T, d], attention_mask [B, T],
+                                            labels [B, T])   right-padded, -100 outside targets
+        bb.generate_greedy(layout, soft_prompts [P, d] | None, max_tokens, ignore_eos=False)
+            -> list[int]
 
     from seller.llm.sampling import SamplingParams
     SamplingParams(temperature=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
-                   repeat_last_n=64, seed=0)      # temperature 0 = greedy
+                   repeat_last_n=64, seed=0, ignore_eos=False)   # temperature 0 = greedy
+    GREEDY = SamplingParams(repeat_penalty=1.0)   # plain argmax (parity tests)
 
     from seller.llm.runtime import SoftPromptLLM              # serving (llama.cpp)
     with SoftPromptLLM(gguf_path=None, n_ctx=2048, n_threads=None, n_gpu_layers=0,
@@ -49,7 +54,9 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
         llm.generate_many(layouts, soft_prompts: list of [P, d], *, same keywords) -> list[str]
             parallel sequences; the common prefix (chat + instruction + history) is decoded once
             and shared in the KV cache. More than n_seq_max layouts -> ValueError.
-        llm.last_logits(layout, soft_prompts) -> np.ndarray [V]  (parity checks)
+        llm.last_logits(layout, soft_prompts) -> np.ndarray [V]  (parity checks; keeps a target)
+        llm.last_run: RunStats(n_prompt, n_shared, n_generated, first_token_s, total_s)
+            of the last completed call (latency figures for the app).
         soft prompts: float32 array/tensor; width != n_embd or NaN/inf -> ValueError before
         decoding; prompt + max_tokens > n_ctx -> oldest history dropped with a warning.
 """
