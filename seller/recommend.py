@@ -6,6 +6,8 @@ API (stable; the adapter, explainer and app build on it):
     rec.recommend(client_id, k=10, exclude_purchased=True) -> list[Recommendation]
         Recommendation(item_id, score, top_events=[(event_id, weight), ...])
     rec.encode_client(client_id) -> ClientEncoding(event_ids, states, summary, attention)
+    rec.history(client_id) -> ClientSequence;  rec.segment_of(client_id) -> int
+    rec.make_batch(histories, segments, item_vectors) -> HistoryBatch  (for rec.user_encoder)
     rec.item_vectors() -> (N_items, d)          # rows in dataset.items order (rec.item_ids)
     rec.score_histories(histories, segments) -> (B, N_items)
     rec.save_pretrained(dir);  Recommender.from_pretrained(dir, dataset)
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ class RecommenderConfig:
     use_event_features: bool = True  # event type, channel, log time gap
     min_id_count: int = 1  # training events an item needs to get its own ID embedding
     epochs: int = 200  # upper bound; early stopping on valid NDCG@10 usually ends sooner
-    batch_size: int = 128  # windows per step
+    batch_size: int = 64  # windows per step: more, smaller steps converge in fewer epochs
     lr: float = 1e-3  # Adam, as SASRec
     weight_decay: float = 0.0  # dropout regularises; decay on sparse ID rows hurts rare items
     patience: int = 5  # epochs without a valid NDCG@10 gain before stopping
@@ -137,6 +138,10 @@ class Recommender(nn.Module):
                 f"dataset {dataset.name!r} catalog {fp} ({len(ids)} items); items only in the "
                 f"checkpoint: {missing}, only in the dataset: {extra} (retrain on this catalog)")
 
+    def segment_of(self, client_id: str) -> int:
+        """The client's segment index for HistoryBatch.segments (0 = unknown tier)."""
+        return self._client_segment.get(str(client_id), 0)
+
     def history(self, client_id: str) -> ClientSequence:
         cid = str(client_id)
         if cid in self._sequences:
@@ -198,7 +203,7 @@ class Recommender(nn.Module):
                   n_top_events: int = 3) -> list[Recommendation]:
         """Top-k items for a client of the attached dataset, with the events that weighed most."""
         seq = self.history(client_id)
-        seg = self._client_segment.get(str(client_id), 0)
+        seg = self.segment_of(client_id)
         scores = self.score_histories([seq], [seg])[0]
         if exclude_purchased and len(seq):
             bought = np.unique(seq.items[seq.event_types == PURCHASE])
@@ -237,7 +242,7 @@ class Recommender(nn.Module):
         """States, summary and attention of one client's (most recent max_len) history."""
         self.eval()
         seq = self.history(client_id)[-self.config.max_len:]
-        seg = self._client_segment.get(str(client_id), 0)
+        seg = self.segment_of(client_id)
         out = self.user_encoder(self.make_batch([seq], [seg], self.item_vectors()),
                                 need_attention=True)
         att = out.attention[0, :len(seq) + 1] if out.attention is not None else None

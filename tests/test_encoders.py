@@ -1,5 +1,4 @@
 """Item and sequence encoders: shapes, unseen items, missing attributes, causality, cold start."""
-import numpy as np
 import pandas as pd
 import pytest
 import torch

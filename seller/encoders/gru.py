@@ -8,7 +8,6 @@ the way to see which events weighed most.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from seller.encoders.sequence import (EncoderOutput, EventEmbedding, HistoryBatch,
