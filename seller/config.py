@@ -34,7 +34,8 @@ class DataConfig:
     test_clients: float = 0.1  # share held out for evaluation; never seen in training
     split_seed: int = 13  # client split is a pure function of ids and this seed
     max_history: int = 50  # most recent events the sequence encoder and the text facts see
-    max_fact_events: int = 6  # events spelled out as text facts in the prompt (prompt length dominates cost)
+    max_fact_events: int = 4  # shared history facts spelled out in the prompt (prompt length dominates cost)
+    related_facts: int = 2  # candidate-specific facts: the events the adapter's attention weighs most
     max_samples: int = 0  # cap on training rows (0 = all); small values make smoke configs
 
     def __post_init__(self):
@@ -89,7 +90,7 @@ class LoraConfig:
 @dataclass
 class LLMConfig:
     gguf: str = ""  # "" = SELLER_GGUF or the bundled SmolLM2-135M-Instruct
-    max_target_tokens: int = 48  # reference explanations are clipped here; longer costs time, not quality
+    max_target_tokens: int = 64  # references are clipped here (sample texts: 18-45 words, ~55 tokens)
     n_threads: int = 2  # llama.cpp threads for sample generations
     lora: LoraConfig = field(default_factory=LoraConfig)
 
@@ -108,10 +109,11 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     clip: float = 1.0  # global grad-norm clip
     balance_weight: float = 0.01  # lambda for the Switch load-balancing loss (Fedus et al. use 1e-2)
+    cite_weight: float = 0.5  # supervise the attention with the references' cited events (when given)
     next_item_weight: float = 0.0  # > 0 adds the joint next-item loss and fine-tunes the sequence encoder
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast only if measured faster
     threads: int = 2  # torch intra-op threads per process
-    val_every_epoch: bool = True
+    max_val_samples: int = 96  # validation loss on a fixed subset of held-out-client rows (time)
     n_sample_generations: int = 3  # llama.cpp generations logged per epoch (0 = none)
     checkpoint_every: int = 100  # optimizer steps between resumable checkpoints
     max_steps: int = 0  # stop after this many optimizer steps (0 = run all epochs)

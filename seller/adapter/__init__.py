@@ -1,0 +1,13 @@
+"""The adapter: (client history, candidate item, style) -> soft prompts for a frozen LLM.
+
+    fusion.py    CandidateHistoryFusion: the item attends over per-event states (+ summary, style)
+    moe.py       MoEAdapter (top-k gated bottleneck experts), DenseAdapter (the "without MoE" ablation)
+    pepler.py    PEPLERAdapter: user-ID + item-ID soft prompts (baseline)
+    base.py      AdapterShape, AdapterInputs, AdapterOutput (soft_prompts (B,P,n_embd), gate_weights (B,E),
+                 attention (B,T), aux_loss), rms_match
+    io.py        build_adapter(cfg, shape), save_pretrained(adapter, dir), from_pretrained(dir, n_embd=...)
+    facts.py     the prompt's text: style instructions, history facts, candidate description
+    pipeline.py  ExplanationPipeline: encoders -> AdapterInputs, attention -> cited events, layout
+    data.py      explanation examples (history strictly before the target), client splits
+    lm_loss.py   the frozen LLM's CE on the reference, prefix computed without autograd
+"""

@@ -1,0 +1,101 @@
+"""The text half of the prompt: style instructions, history facts and the candidate's description.
+
+Training and serving both call these functions (then `seller.llm.layout.build_layout`), so the
+LLM reads the same words in both. Facts are short on purpose: every prompt token costs a
+forward pass of the frozen LLM on every training step. They keep what an explanation cites:
+the item's name (which in luxury catalogues already carries model, colour and material), what
+the client did, the date in the references' own format; the events related to the candidate
+(the adapter's attention) also carry the attributes explanations match on (maison, hardware,
+collection). Client names are never part of a prompt.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+INSTRUCTIONS = {  # short: every token is a forward pass per training step
+    "feature": "Explain by matching details (colour, material, hardware, maker) why the client may like the item.",
+    "style": "Explain how the item fits the client's taste and where their style is heading.",
+    "occasion": "Explain which coming occasion or season the item suits for the client.",
+}
+VERBS = {"purchase": "bought", "try_on": "tried on", "wishlist": "wishlisted", "view": "viewed",
+         "add_to_cart": "added to basket", "return": "returned"}
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+# strongest signal first: when facts must be dropped, views go before purchases
+EVENT_STRENGTH = {"purchase": 5, "try_on": 4, "add_to_cart": 3, "wishlist": 3, "return": 2, "view": 1}
+
+
+def _val(row, key) -> str:
+    v = row.get(key) if hasattr(row, "get") else None
+    if v is None or (isinstance(v, float) and pd.isna(v)) or str(v).strip().lower() in ("", "none", "nan"):
+        return ""
+    return str(v).strip()
+
+
+def instruction(style: str) -> str:
+    if style not in INSTRUCTIONS:
+        raise ValueError(f"unknown explanation style {style!r} (choose from {', '.join(INSTRUCTIONS)})")
+    return INSTRUCTIONS[style]
+
+
+def date_text(ts: pd.Timestamp) -> str:
+    return f"{ts.day} {MONTHS[ts.month - 1]} {ts.year}"
+
+
+def item_text(item) -> str:
+    """`item`: a row of Dataset.items. E.g. 'Lune Tote in Black Calfskin, Aubrelle handbags, gold
+    hardware, Heritage collection'. Public items may have only a name (or an id)."""
+    parts = [_val(item, "name") or _val(item, "item_id")]
+    maker = " ".join(p for p in (_val(item, "maison"), _val(item, "category")) if p)
+    if maker:
+        parts.append(maker)
+    if _val(item, "hardware"):
+        parts.append(f"{_val(item, 'hardware')} hardware")
+    if _val(item, "collection"):
+        parts.append(f"{_val(item, 'collection')} collection")
+    return ", ".join(parts)
+
+
+def event_fact(event, item, detail: bool = False) -> str:
+    """One history line: '2 March 2026, bought Lune Tote in Black Calfskin', with `detail`
+    '... (Aubrelle, gold hardware, Heritage collection)'."""
+    name = _val(item, "name") or _val(item, "item_id")
+    verb = VERBS.get(event["event_type"], event["event_type"])
+    line = f"{date_text(event['timestamp'])}, {verb} {name}"
+    if detail:
+        extra = [_val(item, "maison"), f"{_val(item, 'hardware')} hardware" if _val(item, "hardware") else "",
+                 f"{_val(item, 'collection')} collection" if _val(item, "collection") else ""]
+        extra = [x for x in extra if x]
+        line += f" ({', '.join(extra)})" if extra else ""
+    return line
+
+
+def select_fact_events(history: pd.DataFrame, max_facts: int) -> pd.DataFrame:
+    """The events spelled out as shared history text: one per item (its strongest, latest
+    event); items the client did more than view come first, then the most recent; at most
+    `max_facts`, returned oldest first. `history` is a client's events, oldest first.
+
+    On the sample data this covers 60% of the events the reference texts cite with 6 facts
+    (recency alone: 48%); the candidate-specific related facts cover the rest."""
+    if history.empty or max_facts <= 0:
+        return history.iloc[:0]
+    h = history.assign(_strength=history["event_type"].map(EVENT_STRENGTH).fillna(0).to_numpy(),
+                       _pos=range(len(history)))
+    best = h.sort_values(["_strength", "_pos"], kind="stable").groupby("item_id", sort=False).tail(1)
+    last_seen = h.groupby("item_id")["_pos"].max()
+    best = best.assign(_last=best["item_id"].map(last_seen).to_numpy(), _strong=best["_strength"] > 1)
+    chosen = best.sort_values(["_strong", "_last"], kind="stable").tail(max_facts)
+    return history.loc[chosen.sort_values("_pos").index]
+
+
+def history_facts(history: pd.DataFrame, items: pd.DataFrame, max_facts: int) -> tuple[list[str], list[str]]:
+    """(fact lines oldest first, their event ids). `items` is indexed by item_id."""
+    chosen = select_fact_events(history, max_facts)
+    lines = [event_fact(ev, items.loc[ev["item_id"]]) for _, ev in chosen.iterrows()]
+    return lines, list(chosen["event_id"])
+
+
+def related_fact(event, item) -> str:
+    """A history line for an event the adapter found related to the candidate, with the
+    attributes explanations match on, marked so the LLM knows which facts concern the item."""
+    return "Related to the item: " + event_fact(event, item, detail=True)

@@ -1,0 +1,91 @@
+"""Everything between (client, candidate item, style) and the LLM, shared by training and serving.
+
+    history (ClientSequence) --recommender encoders--> AdapterInputs --adapter--> soft prompts,
+    gate weights, attention over the history; attention top events -> "related history" facts;
+    instruction + shared history facts + related facts + candidate text -> `build_layout`.
+
+Training and `Explainer` both call `encode` and `layout`, so the LLM sees the same words and
+the adapter the same tensors in both.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seller.adapter.base import AdapterInputs
+from seller.adapter.facts import history_facts, instruction, item_text, related_fact
+from seller.config import STYLES, DataConfig
+from seller.data.sequences import ClientSequence
+from seller.llm.layout import Layout, build_layout
+
+
+class ExplanationPipeline:
+    def __init__(self, dataset, recommender, adapter, tokenizer, data_cfg: DataConfig):
+        self.dataset, self.rec, self.adapter, self.tokenizer, self.cfg = dataset, recommender, adapter, tokenizer, data_cfg
+        self.items = dataset.items.set_index(dataset.items["item_id"].astype(str), drop=False)
+        self.events = dataset.events.set_index(dataset.events["event_id"].astype(str), drop=False)
+        self.max_len = min(data_cfg.max_history, recommender.config.max_len)
+        self.segments = {str(c): s for c, s in recommender._client_segment.items()}
+        self._rows = {iid: r for r, iid in enumerate(recommender.item_ids)}
+        from seller.adapter.io import n_soft_prompts
+        self.n_soft = n_soft_prompts(adapter)
+
+    def history(self, client_id: str, n_events: int | None = None) -> ClientSequence:
+        """The client's first `n_events` events (all when None), cut to the encoder's window."""
+        seq = self.rec.history(client_id)
+        seq = seq if n_events is None else seq[:n_events]
+        return seq[-self.max_len:] if len(seq) > self.max_len else seq
+
+    def encode(self, client_ids: list[str], histories: list[ClientSequence], item_ids: list[str],
+               styles: list[str]) -> AdapterInputs:
+        """Encoder features for B (history, candidate, style) rows. Runs the recommender's
+        encoders under the caller's grad mode (no grad unless the next-item loss is trained)."""
+        v = self.rec.item_vectors()  # (N, d)
+        batch = self.rec.make_batch(histories, [self.segments.get(c, 0) for c in client_ids], v)
+        out = self.rec.user_encoder(batch)
+        T = batch.event_vectors.shape[1]
+        mask = torch.arange(T).unsqueeze(0) < batch.lengths.unsqueeze(1)  # (B, T)
+        rows = torch.tensor([self._rows[i] for i in item_ids])
+        pepler = hasattr(self.adapter, "client_index")
+        return AdapterInputs(
+            item=v[rows], states=out.states[:, 1:], mask=mask, summary=out.summary,
+            style=torch.tensor([STYLES.index(s) for s in styles]),
+            history_items=batch.event_vectors, client_index=self.adapter.client_index(client_ids) if pepler
+            else torch.zeros(len(client_ids), dtype=torch.long),
+            item_index=self.adapter.item_index(item_ids) if pepler else torch.zeros(len(item_ids), dtype=torch.long))
+
+    def cited(self, attention: torch.Tensor | None, history: ClientSequence, k: int) -> list[tuple[str, float]]:
+        """The k events the attention weighs most, heaviest first: (event_id, weight)."""
+        if attention is None or len(history) == 0 or k <= 0:
+            return []
+        w = attention[: len(history)].detach().float()
+        top = torch.argsort(w, descending=True)[:k]
+        return [(str(history.event_ids[j]), float(w[j])) for j in top.tolist() if w[j] > 0]
+
+    def layout(self, client_id: str, item_id: str, style: str, before_ts: int | None,
+               related_event_ids: list[str], target: str | None = None,
+               max_target_tokens: int | None = None, max_positions: int | None = None) -> Layout:
+        """The prompt for one explanation. `before_ts` (unix s) limits the history facts to
+        events strictly before it (training); None = the whole history (serving)."""
+        before = None if before_ts is None else pd.Timestamp(int(before_ts), unit="s", tz="UTC")
+        history = self.dataset.client_history(client_id, before=before)
+        facts, fact_ids = history_facts(history, self.items, self.cfg.max_fact_events)
+        # related facts go last in the history: before the soft prompts, so training computes
+        # them without autograd; a related event already listed moves down with its detail
+        related = [e for e in related_event_ids if e in self.events.index]
+        facts = [f for f, e in zip(facts, fact_ids) if e not in related]
+        facts += [related_fact(self.events.loc[e], self.items.loc[self.events.loc[e, "item_id"]]) for e in related]
+        if target is not None and max_target_tokens:
+            ids = self.tokenizer.encode(target)
+            if len(ids) > max_target_tokens:
+                target = self.tokenizer.decode(ids[:max_target_tokens])
+        return build_layout(self.tokenizer, instruction=instruction(style), history=facts,
+                            item=item_text(self.items.loc[item_id]), n_soft=self.n_soft,
+                            target=target, max_positions=max_positions)
+
+
+def gold_positions(history: ClientSequence, cited_event_ids) -> np.ndarray:
+    """Positions in `history` of the reference's cited events (those inside the window)."""
+    wanted = set(cited_event_ids)
+    return np.flatnonzero([e in wanted for e in history.event_ids])

@@ -1,0 +1,186 @@
+"""Serving: recommendations for a client, each explained in a chosen style.
+
+    ex = Explainer.from_pretrained("models/sample")
+    recs = ex.recommend("C001", k=5)                           # list[Recommendation]
+    e = ex.explain("C001", recs[0].item_id, "feature")         # Explanation
+    for chunk in ex.explain("C001", item, "style", stream=True): print(chunk, end="")
+    es = ex.explain_many("C001", [r.item_id for r in recs], "occasion")  # parallel sequences
+
+Serving needs no transformers backbone: the recommender's encoders and the adapter (small
+torch modules) make the soft prompts, llama.cpp decodes. The history facts come first in the
+layout, so `explain_many` shares the client's prefix in the KV cache across candidates.
+
+CLI: `seller explain --client C001 [--item I0035] [--style feature] [--k 5] [--model models/sample]`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from seller.config import STYLES
+
+
+@dataclass
+class Explanation:
+    text: str
+    style: str
+    gate_weights: dict[str, float]  # expert name -> weight; sums to 1, at most top_k non-zero
+    cited_event_ids: list[str]  # history events the adapter weighed most (also given to the LLM as facts)
+    latency_s: float
+    model_version: str
+
+
+@dataclass
+class ExplanationStream:
+    """Iterate for text chunks; `gate_weights`/`cited_event_ids` are known before the first
+    chunk, `explanation` is set once the stream is exhausted."""
+    _chunks: Iterator[str]
+    style: str
+    gate_weights: dict[str, float]
+    cited_event_ids: list[str]
+    model_version: str
+    _t0: float
+    explanation: Explanation | None = field(default=None)
+
+    def __iter__(self) -> Iterator[str]:
+        text = ""
+        for chunk in self._chunks:
+            text += chunk
+            yield chunk
+        self.explanation = Explanation(text.strip(), self.style, self.gate_weights, self.cited_event_ids,
+                                       time.perf_counter() - self._t0, self.model_version)
+
+
+class Explainer:
+    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72):
+        from seller.adapter.pipeline import ExplanationPipeline
+        self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
+        self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg)
+        self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
+                        n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8) -> "Explainer":
+        """Load dataset (the one the model was trained on, unless given), recommender, adapter
+        and the GGUF; an adapter trained for another LLM width fails here, naming both."""
+        from seller.adapter.data import load_dataset
+        from seller.adapter.io import from_pretrained
+        from seller.config import config_from_dict
+        from seller.llm.runtime import SoftPromptLLM
+        from seller.recommend import Recommender
+        directory = _resolve(directory)
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(f"no trained SELLER model in {directory} (config.json missing); "
+                                    f"train one: seller train --config configs/sample.toml")
+        cfg = config_from_dict(json.loads((directory / "config.json").read_text()), str(directory / "config.json"))
+        dataset = dataset if dataset is not None else load_dataset(cfg.data)
+        rec = Recommender.from_pretrained(directory / "recommender", dataset)
+        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=2048, n_threads=n_threads,
+                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max)
+        adapter = from_pretrained(directory / "adapter", n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
+        from seller.train import recommender_digest
+        want, have = adapter.meta.get("recommender_sha256"), recommender_digest(directory / "recommender")
+        if want and want != have:
+            raise ValueError(f"{directory / 'adapter'} was trained on recommender {want} but "
+                             f"{directory / 'recommender'} is {have}; retrain the adapter (seller train) after "
+                             f"replacing the recommender")
+        return cls(dataset, rec, adapter, llm, cfg.data, adapter.meta.get("model_version", directory.name),
+                   max_tokens=cfg.llm.max_target_tokens)
+
+    def recommend(self, client_id: str, k: int = 5, exclude_purchased: bool = True):
+        """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
+        return self.recommender.recommend(client_id, k=k, exclude_purchased=exclude_purchased)
+
+    def _prepare(self, client_id: str, item_ids: list[str], style: str):
+        import torch
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
+        for item_id in item_ids:
+            self.dataset.item(item_id)  # UnknownIdError naming the id
+        hist = self.pipe.history(client_id)
+        with torch.no_grad():
+            out = self.adapter(self.pipe.encode([client_id] * len(item_ids), [hist] * len(item_ids),
+                                                list(item_ids), [style] * len(item_ids)))
+        jobs = []
+        for b, item_id in enumerate(item_ids):
+            att = None if out.attention is None else out.attention[b]
+            cited = [e for e, _ in self.pipe.cited(att, hist, self.data_cfg.related_facts)]
+            layout = self.pipe.layout(client_id, item_id, style, None, cited)
+            gates = {n: round(float(w), 4) for n, w in zip(self.adapter.expert_names, out.gate_weights[b])}
+            jobs.append((layout, out.soft_prompts[b].float().numpy(), gates, cited))
+        return jobs
+
+    def explain(self, client_id: str, item_id: str, style: str = "feature", stream: bool = False):
+        """One explanation; with stream=True an `ExplanationStream` yielding text chunks."""
+        t0 = time.perf_counter()
+        layout, soft, gates, cited = self._prepare(client_id, [item_id], style)[0]
+        if stream:
+            chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens)
+            return ExplanationStream(chunks, style, gates, cited, self.model_version, t0)
+        text = self.llm.generate(layout, soft, max_tokens=self.max_tokens)
+        return Explanation(text.strip(), style, gates, cited, time.perf_counter() - t0, self.model_version)
+
+    def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature") -> list[Explanation]:
+        """Explanations for several candidates of one client, decoded as parallel sequences that
+        share the client-history prefix; latency_s is the wall time of the batch each was in."""
+        out: list[Explanation] = []
+        n = self.llm.n_seq_max
+        for i in range(0, len(item_ids), n):
+            t0 = time.perf_counter()
+            jobs = self._prepare(client_id, list(item_ids[i:i + n]), style)
+            texts = self.llm.generate_many([j[0] for j in jobs], [j[1] for j in jobs], max_tokens=self.max_tokens)
+            wall = time.perf_counter() - t0
+            out += [Explanation(t.strip(), style, j[2], j[3], wall, self.model_version) for t, j in zip(texts, jobs)]
+        return out
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def _resolve(directory) -> Path:
+    """A relative model path is looked up from the current directory, then from the repo root."""
+    from seller.paths import REPO_ROOT
+    p = Path(directory)
+    return p if p.is_absolute() or p.exists() else REPO_ROOT / p
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client", required=True, help="client id, e.g. C001")
+    parser.add_argument("--item", help="explain this item instead of the top-k recommendations")
+    parser.add_argument("--style", default="feature", choices=STYLES)
+    parser.add_argument("--k", type=int, default=3, help="recommendations to explain")
+    parser.add_argument("--model", default="models/sample", help="trained model folder")
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def run(args) -> int:
+    ex = Explainer.from_pretrained(args.model, n_threads=args.threads)
+    try:
+        if args.item:
+            rows = [(args.item, None)]
+            explanations = [ex.explain(args.client, args.item, args.style)]
+        else:
+            recs = ex.recommend(args.client, k=args.k)
+            rows = [(r.item_id, r.score) for r in recs]
+            explanations = ex.explain_many(args.client, [r.item_id for r in recs], args.style)
+        events = ex.pipe.events
+        print(f"client {args.client}  style {args.style}  model {ex.model_version}")
+        for n, ((item_id, score), e) in enumerate(zip(rows, explanations), 1):
+            item = ex.dataset.item(item_id)
+            head = f"{n}. {item_id}  {item.name}" + (f"  (score {score:.2f})" if score is not None else "")
+            print(head)
+            print(f"   {e.text}")
+            gates = ", ".join(f"{k} {v:.2f}" for k, v in sorted(e.gate_weights.items(), key=lambda kv: -kv[1]) if v > 0)
+            print(f"   experts: {gates}")
+            for eid in e.cited_event_ids:
+                ev = events.loc[eid]
+                print(f"   cites {eid}: {ev['event_type']} {ev['item_id']} {ev['timestamp']:%Y-%m-%d}")
+            print(f"   {e.latency_s:.2f} s")
+    finally:
+        ex.close()
+    return 0

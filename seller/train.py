@@ -1,0 +1,482 @@
+"""`seller train --config configs/sample.toml`: teach the adapter to make a frozen LLM explain.
+
+    examples (history before t, item, style, reference) -> encoders -> adapter -> soft prompts
+    -> layout (seller.llm.layout) -> frozen LLM (TorchBackbone) -> CE on the reference
+    loss = CE + balance_weight * Switch balance + cite_weight * citation NLL (+ next-item CE)
+
+AdamW with linear warm-up and cosine decay, grad clipping, gradient accumulation, optional bf16
+autocast (only where it measures faster), resumable checkpoints, a tqdm bar with loss,
+samples/s and ETA, per-epoch validation loss and llama.cpp sample generations, fixed seeds.
+Under `torchrun` each process takes every world_size-th example and DDP averages gradients
+(gloo on CPU, nccl on GPU). Writes to train.out_dir: adapter/, config.json, split.json,
+train_log.jsonl, metrics.json (and recommender/ when it had to be trained here).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from seller.config import Config, ConfigError, load_config
+
+INIT_PHRASE = " client history taste pieces style occasion detail explain"  # soft-prompt init tokens
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="TOML config, e.g. configs/sample.toml")
+    parser.add_argument("--out", help="override train.out_dir")
+    parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.pt")
+    parser.add_argument("--max-steps", type=int, help="override train.max_steps")
+    parser.add_argument("--grad-dump", help=argparse.SUPPRESS)  # test hook: save the first averaged gradient
+
+
+def run(args) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"error: {e}")
+        return 2
+    if args.out:
+        cfg.train.out_dir = args.out
+    if args.max_steps is not None:
+        cfg.train.max_steps = args.max_steps
+    train(cfg, resume=args.resume, grad_dump=args.grad_dump)
+    return 0
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    import torch
+    import torch.distributed as dist
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine down to min_ratio at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=print) -> dict:
+    import numpy as np
+    import torch
+    import torch.distributed as tdist
+    from tqdm import tqdm
+
+    from seller.adapter.data import (build_examples, load_dataset, load_explanations, split_clients,
+                                     split_examples)
+    from seller.adapter.io import build_adapter, save_pretrained
+    from seller.adapter.base import AdapterShape
+    from seller.adapter.pipeline import ExplanationPipeline
+    from seller.data.sequences import build_sequences
+    from seller.llm.backbone import TorchBackbone
+
+    d = setup_distributed()
+    tc = cfg.train
+    torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed)
+    out = Path(tc.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    dataset = load_dataset(cfg.data)
+    rec = _recommender(cfg, dataset, out, d, log)
+    frame = load_explanations(cfg.data, dataset)
+    examples = build_examples(frame, dataset, build_sequences(dataset), cfg.data.max_samples)
+    split = split_clients([e.client_id for e in examples], cfg.data)
+    parts = split_examples(examples, split)
+    if not parts["train"]:
+        raise ValueError(f"no training examples left after holding out clients ({len(examples)} rows)")
+    bb = TorchBackbone.from_gguf(cfg.llm.gguf or None)
+    shape = AdapterShape(d_item=rec.config.d_model, d_state=rec.config.d_model, n_embd=bb.n_embd,
+                         embed_rms=bb.embedding_rms)
+    init_ids = bb.tokenizer.encode(INIT_PHRASE)
+    init = bb.token_embeddings[[init_ids[i % len(init_ids)] for i in range(cfg.adapter.n_prompts)]].detach()
+    adapter = build_adapter(cfg.adapter, shape, init, client_ids=split["train"], item_ids=rec.item_ids)
+    pipe = ExplanationPipeline(dataset, rec, adapter, bb.tokenizer, cfg.data)
+    lora_params = _maybe_lora(cfg, bb)
+
+    joint = tc.next_item_weight > 0
+    rec.train(joint)
+    rec.requires_grad_(joint)
+    params = list(adapter.parameters()) + lora_params + (list(rec.parameters()) if joint else [])
+    model = adapter
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        model = DistributedDataParallel(adapter)
+        extra = lora_params + (list(rec.parameters()) if joint else [])  # synced by hand below
+    else:
+        extra = []
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / (tc.batch_size * d.world * tc.grad_accum)))
+    total = steps_per_epoch * tc.epochs if not tc.max_steps else min(tc.max_steps, steps_per_epoch * tc.epochs)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, tc.warmup_steps, total, tc.min_lr_ratio))
+
+    step, epoch0, done_in_epoch = 0, 0, 0
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        adapter.load_state_dict(state["adapter"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, epoch0, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
+        if d.main:
+            log(f"resumed from {ckpt} at step {step} (epoch {epoch0 + 1})")
+
+    def _micro(batch, train_mode=True, bf16_override=None):
+        """Loss terms of one micro-batch."""
+        hist = [pipe.history(e.client_id, e.n_history) for e in batch]
+        with torch.set_grad_enabled(joint and train_mode):
+            inp = pipe.encode([e.client_id for e in batch], hist, [e.item_id for e in batch],
+                              [e.style for e in batch])
+        o = model(inp)
+        layouts, cite_terms = [], []
+        for b, e in enumerate(batch):
+            gold = [g for g in e.cited_event_ids if g in set(hist[b].event_ids)]
+            related = gold[: cfg.data.related_facts] if gold else \
+                [x for x, _ in pipe.cited(None if o.attention is None else o.attention[b], hist[b],
+                                          cfg.data.related_facts)]
+            layouts.append(pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, related, target=e.text,
+                                       max_target_tokens=cfg.llm.max_target_tokens))
+            if gold and o.attention is not None:
+                pos = np.flatnonzero(np.isin(hist[b].event_ids, gold))
+                cite_terms.append(-torch.log(o.attention[b, pos].sum() + 1e-6))
+        use_bf16 = bf16 if bf16_override is None else bf16_override
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            from seller.adapter.lm_loss import explanation_loss
+            ce = explanation_loss(bb, layouts, o.soft_prompts).mean()
+        cite = torch.stack(cite_terms).mean() if cite_terms else ce.new_zeros(())
+        nxt = ce.new_zeros(())
+        if joint:
+            rows = torch.tensor([e.item_row for e in batch])
+            nxt = torch.nn.functional.cross_entropy(inp.summary @ rec.item_vectors().T, rows)
+        loss = ce + tc.balance_weight * o.aux_loss + tc.cite_weight * cite + tc.next_item_weight * nxt
+        return loss, {"ce": float(ce), "balance": float(o.aux_loss), "cite": float(cite), "next": float(nxt)}
+
+    bf16 = _choose_precision(tc.precision, lambda on: _timed_micro(_micro, parts["train"][:tc.batch_size], on, opt),
+                             log, d)
+
+    log_f = open(out / "train_log.jsonl", "a") if d.main else None
+    history = {"train_ce": [], "val_ce": [], "samples": []}
+    rng = np.random.default_rng(tc.seed)
+    n_seen, t_loop, stop = 0, time.time(), False
+    micro_per_epoch = steps_per_epoch * tc.grad_accum
+    bar = tqdm(total=total * tc.grad_accum, initial=step * tc.grad_accum, disable=not d.main,
+               desc="train", unit="batch", dynamic_ncols=True, mininterval=2.0)
+    for epoch in range(tc.epochs):
+        order = rng.permutation(len(parts["train"]))  # same on every rank: the seed is shared
+        if epoch < epoch0:
+            continue  # resumed: the permutation is drawn anyway so the data order matches a fresh run
+        adapter.train()
+        running = None
+        for m in range(done_in_epoch, micro_per_epoch):
+            lo = (m * d.world + d.rank) * tc.batch_size
+            idx = order[lo:lo + tc.batch_size]
+            if len(idx) == 0:
+                idx = order[: tc.batch_size]  # a short last round: repeat rows so ranks stay in step
+            batch = [parts["train"][i] for i in idx]
+            last_micro = (m + 1) % tc.grad_accum == 0 or m + 1 == micro_per_epoch
+            sync = model.no_sync() if (d.world > 1 and not last_micro) else _null()
+            with sync:
+                loss, terms = _micro(batch)
+                (loss / tc.grad_accum).backward()
+            n_seen += len(batch) * d.world
+            bar.update(1)
+            running = terms["ce"] if running is None else 0.9 * running + 0.1 * terms["ce"]
+            if not last_micro:
+                continue
+            for p in extra:  # DDP syncs the adapter; LoRA / encoder grads are averaged here
+                if p.grad is not None:
+                    tdist.all_reduce(p.grad)
+                    p.grad /= d.world
+            if grad_dump:
+                if d.main:
+                    torch.save({n: p.grad.detach().clone() for n, p in adapter.named_parameters()
+                                if p.grad is not None}, grad_dump)
+                _finish(d)
+                return {}
+            gnorm = float(torch.nn.utils.clip_grad_norm_(params, tc.clip))
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            elapsed = time.time() - t_loop
+            sps = n_seen / max(elapsed, 1e-9)
+            bar.set_postfix(loss=f"{running:.3f}", sps=f"{sps:.2f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+            if d.main:
+                log_f.write(json.dumps({"step": step, "epoch": epoch + 1, **terms, "grad_norm": gnorm,
+                                        "lr": sched.get_last_lr()[0], "samples_per_s": sps,
+                                        "elapsed_s": time.time() - t_start}) + "\n")
+                log_f.flush()
+                history["train_ce"].append(terms["ce"])
+                if step % tc.checkpoint_every == 0:
+                    _checkpoint(ckpt, adapter, opt, sched, step, epoch, m + 1)
+            stop = (tc.max_steps and step >= tc.max_steps) or \
+                (tc.max_minutes and (time.time() - t_start) / 60 >= tc.max_minutes)
+            stop = _agree(stop, d)
+            if stop:
+                break
+        done_in_epoch = 0
+        running = float("nan") if running is None else running
+        if d.main:
+            val = _validate(parts["val"][: tc.max_val_samples], pipe, adapter, bb, cfg)
+            history["val_ce"].append(val)
+            gens = _sample_generations(parts["val"], pipe, adapter, cfg, log)
+            history["samples"].append(gens)
+            log(f"epoch {epoch + 1}: train CE {running:.3f}  val CE {val:.3f}  step {step}")
+            log_f.write(json.dumps({"epoch": epoch + 1, "val_ce": val, "samples": gens}) + "\n")
+            log_f.flush()
+            _checkpoint(ckpt, adapter, opt, sched, step, epoch + 1, 0)
+        if stop:
+            break
+    bar.close()
+    metrics = {}
+    if d.main:
+        train_s = time.time() - t_loop
+        metrics = _finalize(cfg, out, adapter, pipe, parts, split, history, n_seen, train_s,
+                            time.time() - t_start, bf16, save_pretrained, lora_params, bb)
+        log(f"saved {out}/adapter  ({metrics['samples_per_s']:.2f} samples/s, {metrics['total_min']:.1f} min)")
+    _finish(d)
+    return metrics
+
+
+# -- helpers -------------------------------------------------------------------------------------
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _finish(d: Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as tdist
+        tdist.barrier()
+        tdist.destroy_process_group()
+
+
+def _agree(flag: bool, d: Dist) -> bool:
+    """Every rank stops at the same step (the wall-clock budget differs a little per rank)."""
+    if d.world == 1:
+        return bool(flag)
+    import torch
+    import torch.distributed as tdist
+    t = torch.tensor([1.0 if flag else 0.0])
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _recommender(cfg: Config, dataset, out: Path, d: Dist, log):
+    """The trained encoders at train.recommender; trained here (rank 0) if absent."""
+    from seller.recommend import Recommender, train_recommender
+    path = Path(cfg.train.recommender)
+    if not (path / "config.json").is_file():
+        if d.main:
+            log(f"no recommender at {path}: training one on {dataset.name} first")
+            train_recommender(dataset, log=log).save_pretrained(path)
+        if d.world > 1:
+            import torch.distributed as tdist
+            tdist.barrier()
+    return Recommender.from_pretrained(path, dataset)
+
+
+def _maybe_lora(cfg: Config, bb) -> list:
+    """Wrap the backbone's attention projections with LoRA (peft); returns the trainable params."""
+    lc = cfg.llm.lora
+    if not lc.enabled:
+        return []
+    from peft import LoraConfig, get_peft_model
+    bb.model = get_peft_model(bb.model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                                                   target_modules=list(lc.target_modules)))
+    return [p for p in bb.model.parameters() if p.requires_grad]
+
+
+def _timed_micro(micro, batch, bf16: bool, opt) -> float:
+    t = time.time()
+    loss, _ = micro(batch, bf16_override=bf16)
+    loss.backward()
+    opt.zero_grad(set_to_none=True)
+    return time.time() - t
+
+
+def _choose_precision(mode: str, timed, log, d: Dist) -> bool:
+    """bf16 autocast only where it is measured faster (AVX2-only CPUs emulate bf16 and lose)."""
+    if mode != "auto":
+        return mode == "bf16"
+    timed(False)  # warm-up: first calls pay for allocation
+    fp32, bf16 = timed(False), timed(True)
+    choice = bf16 < 0.9 * fp32
+    if d.main:
+        log(f"precision auto: fp32 {fp32:.2f}s vs bf16 {bf16:.2f}s per micro-batch -> {'bf16' if choice else 'fp32'}")
+    return _agree(choice, d)
+
+
+def _checkpoint(path: Path, adapter, opt, sched, step: int, epoch: int, done_in_epoch: int) -> None:
+    import torch
+    tmp = path.with_suffix(".tmp")
+    torch.save({"adapter": adapter.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch}, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save never leaves a broken checkpoint
+
+
+def _validate(examples, pipe, adapter, bb, cfg: Config) -> float:
+    """Mean per-example CE on held-out clients, gold citations as in training (teacher forcing)."""
+    import torch
+    from seller.adapter.lm_loss import explanation_loss
+    if not examples:
+        return float("nan")
+    adapter.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(examples), cfg.train.batch_size):
+            batch = examples[i:i + cfg.train.batch_size]
+            hist = [pipe.history(e.client_id, e.n_history) for e in batch]
+            o = adapter(pipe.encode([e.client_id for e in batch], hist, [e.item_id for e in batch],
+                                    [e.style for e in batch]))
+            layouts = []
+            for b, e in enumerate(batch):
+                gold = [g for g in e.cited_event_ids if g in set(hist[b].event_ids)][: cfg.data.related_facts]
+                related = gold or [x for x, _ in pipe.cited(None if o.attention is None else o.attention[b],
+                                                            hist[b], cfg.data.related_facts)]
+                layouts.append(pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, related, target=e.text,
+                                           max_target_tokens=cfg.llm.max_target_tokens))
+            total += float(explanation_loss(bb, layouts, o.soft_prompts).sum())
+    adapter.train()
+    return total / len(examples)
+
+
+_LLM = {}
+
+
+def _sample_generations(examples, pipe, adapter, cfg: Config, log) -> list[dict]:
+    """A few held-out explanations decoded by llama.cpp exactly as serving does."""
+    import torch
+    from seller.llm.runtime import SoftPromptLLM
+    n = min(cfg.train.n_sample_generations, len(examples))
+    if n == 0:
+        return []
+    if "llm" not in _LLM:
+        _LLM["llm"] = SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads)
+    llm = _LLM["llm"]
+    picks = [examples[i] for i in range(0, len(examples), max(1, len(examples) // n))][:n]
+    adapter.eval()
+    outs = []
+    with torch.no_grad():
+        for e in picks:
+            hist = pipe.history(e.client_id, e.n_history)
+            o = adapter(pipe.encode([e.client_id], [hist], [e.item_id], [e.style]))
+            cited = pipe.cited(None if o.attention is None else o.attention[0], hist, cfg.data.related_facts)
+            layout = pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, [c for c, _ in cited])
+            text = llm.generate(layout, o.soft_prompts[0].float().numpy(), max_tokens=cfg.llm.max_target_tokens)
+            outs.append({"client_id": e.client_id, "item_id": e.item_id, "style": e.style, "text": text,
+                         "reference": e.text, "cited": [c for c, _ in cited]})
+            log(f"  [{e.client_id} {e.item_id} {e.style}] {text}")
+    adapter.train()
+    return outs
+
+
+def _gate_stats(examples, pipe, adapter, limit: int = 400) -> tuple[dict, dict]:
+    """Mean gate weight per expert by style and by intent (where the data names intents)."""
+    import torch
+    adapter.eval()
+    by_style, by_intent = {}, {}
+    with torch.no_grad():
+        for i in range(0, min(len(examples), limit), 32):
+            batch = examples[i:i + 32]
+            hist = [pipe.history(e.client_id, e.n_history) for e in batch]
+            g = adapter(pipe.encode([e.client_id for e in batch], hist, [e.item_id for e in batch],
+                                    [e.style for e in batch])).gate_weights
+            for e, row in zip(batch, g):
+                by_style.setdefault(e.style, []).append(row)
+                if e.intent:
+                    by_intent.setdefault(e.intent, []).append(row)
+    mean = lambda d: {k: torch.stack(v).mean(0).tolist() for k, v in d.items()}  # noqa: E731
+    return mean(by_style), mean(by_intent)
+
+
+def _expert_names(n: int, by_intent: dict) -> list[str]:
+    """Name each expert after the intent it serves most, relative to its average use."""
+    if not by_intent or n == 1:
+        return [f"expert_{i}" for i in range(n)]
+    import numpy as np
+    intents = sorted(by_intent)
+    m = np.array([by_intent[k] for k in intents])  # (n_intents, E)
+    lift = m / np.maximum(m.mean(0, keepdims=True), 1e-9)
+    names, used = [], {}
+    for e in range(n):
+        name = intents[int(lift[:, e].argmax())]
+        used[name] = used.get(name, 0) + 1
+        names.append(name if used[name] == 1 else f"{name}_{used[name]}")
+    return names
+
+
+def recommender_digest(directory: Path) -> str:
+    import hashlib
+    return hashlib.sha256((Path(directory) / "model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_seen, train_s, total_s,
+              bf16, save_pretrained, lora_params, bb) -> dict:
+    import datetime
+    import hashlib
+    by_style, by_intent = _gate_stats(parts["train"], pipe, adapter)
+    if adapter.cfg.kind in ("moe", "no-sequence"):
+        adapter.expert_names = _expert_names(len(adapter.expert_names), by_intent)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M")
+    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    version = f"{out.name}-{cfg.adapter.kind}-{stamp}-{digest}"
+    rec_dir = out / "recommender"
+    if Path(cfg.train.recommender).resolve() != rec_dir.resolve():
+        shutil.copytree(cfg.train.recommender, rec_dir, dirs_exist_ok=True)
+    save_pretrained(adapter, out / "adapter", extra={
+        "model_version": version, "llm": {"gguf": Path(bb.path).name, "n_embd": bb.n_embd},
+        "recommender_sha256": recommender_digest(rec_dir)})  # the encoders these soft prompts were fitted to
+    if lora_params:
+        bb.model.save_pretrained(out / "lora")  # peft writes only the LoRA weights, apart from the base
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    ce = history["train_ce"]
+    k = max(1, min(10, len(ce) // 4))
+    metrics = {
+        "model_version": version, "adapter_kind": cfg.adapter.kind,
+        "n_train": len(parts["train"]), "n_val": len(parts["val"]), "n_test": len(parts["test"]),
+        "steps": len(ce), "train_ce_first": sum(ce[:k]) / k, "train_ce_last": sum(ce[-k:]) / k,
+        "val_ce": history["val_ce"], "samples_per_s": n_seen / max(train_s, 1e-9),
+        "samples_seen": n_seen, "train_min": train_s / 60, "total_min": total_s / 60,
+        "precision": "bf16" if bf16 else "fp32", "threads": cfg.train.threads,
+        "expert_names": adapter.expert_names, "gate_mean_by_style": by_style, "gate_mean_by_intent": by_intent,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+if __name__ == "__main__":  # `torchrun --nproc_per_node 2 -m seller.train --config ...`
+    _parser = argparse.ArgumentParser(prog="seller train")
+    add_arguments(_parser)
+    raise SystemExit(run(_parser.parse_args()))

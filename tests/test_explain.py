@@ -1,0 +1,108 @@
+"""The shipped model end to end: recommender + adapter + the real GGUF through llama.cpp."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "sample"
+pytestmark = pytest.mark.skipif(not (MODEL / "adapter" / "adapter_config.json").is_file(),
+                                reason=f"no shipped model at {MODEL}")
+
+
+@pytest.fixture(scope="module")
+def explainer():
+    from seller.explain import Explainer
+    ex = Explainer.from_pretrained(MODEL)
+    yield ex
+    ex.close()
+
+
+def held_out_clients(n: int) -> list[str]:
+    return json.loads((MODEL / "split.json").read_text())["test"][:n]
+
+
+def history_words(ex, client_id: str) -> set[str]:
+    """Item names and attribute values from the client's real history (lower case)."""
+    items = ex.dataset.items.set_index("item_id")
+    words = set()
+    for item_id in ex.dataset.client_history(client_id)["item_id"].unique():
+        row = items.loc[item_id]
+        words.add(str(row["name"]).lower())
+        for col in ("maison", "color", "material", "hardware", "collection", "subcategory"):
+            value = row.get(col)
+            if isinstance(value, str) and value.strip() and value != "none":
+                words.add(value.lower())
+    return words
+
+
+def test_held_out_explanations_mention_the_clients_history(explainer):
+    clients = held_out_clients(3)
+    assert clients, "split.json names no held-out clients"
+    grounded, total = 0, 0
+    for cid in clients:
+        recs = explainer.recommend(cid, k=2)
+        assert len(recs) == 2
+        for style in ("feature", "occasion"):
+            exps = explainer.explain_many(cid, [r.item_id for r in recs], style)
+            history_ids = set(explainer.dataset.client_history(cid)["event_id"])
+            words = history_words(explainer, cid)
+            for e in exps:
+                total += 1
+                assert len(e.text.split()) >= 5, e.text
+                assert set(e.cited_event_ids) <= history_ids  # citations are real events of this client
+                assert abs(sum(e.gate_weights.values()) - 1) < 1e-3
+                assert sum(w > 0 for w in e.gate_weights.values()) <= explainer.adapter.cfg.top_k
+                assert e.style == style and e.model_version and e.latency_s > 0
+                text = e.text.lower()
+                grounded += any(re.search(r"\b" + re.escape(w) + r"\b", text) for w in words)
+    assert grounded / total >= 0.75, f"only {grounded}/{total} explanations mention the client's history"
+
+
+def test_stream_matches_whole_text_and_carries_gates(explainer):
+    cid = held_out_clients(1)[0]
+    item = explainer.recommend(cid, k=1)[0].item_id
+    whole = explainer.explain(cid, item, "style")
+    stream = explainer.explain(cid, item, "style", stream=True)
+    assert stream.gate_weights == whole.gate_weights and stream.cited_event_ids == whole.cited_event_ids
+    chunks = list(stream)
+    assert len(chunks) > 1 and "".join(chunks).strip() == whole.text
+    assert stream.explanation.text == whole.text
+
+
+def test_bad_ids_and_style_are_named(explainer):
+    from seller.data.dataset import UnknownIdError
+    with pytest.raises(UnknownIdError, match="C999"):
+        explainer.explain("C999", "I0001")
+    with pytest.raises(UnknownIdError, match="I9999"):
+        explainer.explain(held_out_clients(1)[0], "I9999")
+    with pytest.raises(ValueError, match="unknown style 'funny'"):
+        explainer.explain(held_out_clients(1)[0], "I0001", "funny")
+
+
+def test_adapter_for_another_llm_width_fails_naming_both(tmp_path):
+    from seller.adapter.io import AdapterWidthError
+    from seller.explain import Explainer
+    model = tmp_path / "model"
+    shutil.copytree(MODEL, model)
+    cfg_path = model / "adapter" / "adapter_config.json"
+    meta = json.loads(cfg_path.read_text())
+    meta["shape"]["n_embd"] = 640  # as if trained for Gemma 3 270M
+    cfg_path.write_text(json.dumps(meta))
+    with pytest.raises(AdapterWidthError, match=r"width 640.*n_embd=576"):
+        Explainer.from_pretrained(model)
+
+
+def test_cli_prints_recommendations_with_explanations_and_gates(capsys):
+    from seller.explain import add_arguments, run
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cid = held_out_clients(1)[0]
+    assert run(parser.parse_args(["--client", cid, "--k", "2", "--style", "occasion"])) == 0
+    out = capsys.readouterr().out
+    assert out.count("experts:") == 2 and re.search(r"^1\. I\d{4}", out, re.M)

@@ -1,0 +1,144 @@
+"""Explanation training on the sample data with the real SmolLM2 GGUF: the data contract, the
+prefix-cached loss against the backbone's own loss, a tiny run whose loss falls, and DDP parity."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from seller.adapter.data import (TrainingDataError, build_examples, load_explanations, split_clients,
+                                 split_examples)
+from seller.config import DataConfig, load_config
+from seller.data.sequences import build_sequences
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.toml"
+RECOMMENDER = REPO / "models" / "sample" / "recommender"
+needs_recommender = pytest.mark.skipif(not (RECOMMENDER / "config.json").is_file(),
+                                       reason=f"no trained recommender at {RECOMMENDER}")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from seller.data.dataset import load_sample
+    return load_sample()
+
+
+def test_history_is_strictly_before_target_and_splits_hold_out_clients(sample):
+    cfg = DataConfig(explanations=str(REPO / "sample_data/explanations.csv"))
+    frame = load_explanations(cfg, sample)
+    seqs = build_sequences(sample)
+    examples = build_examples(frame, sample, seqs)
+    assert len(examples) == len(frame)
+    for ex in examples[::37]:
+        seq = seqs[ex.client_id]
+        assert (seq.timestamps[: ex.n_history] < ex.target_ts).all()
+        assert ex.n_history == len(seq) or seq.timestamps[ex.n_history] >= ex.target_ts
+    split = split_clients([e.client_id for e in examples], cfg)
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+    parts = split_examples(examples, split)
+    assert sum(map(len, parts.values())) == len(examples) and parts["test"] and parts["val"]
+    assert split == split_clients(reversed([e.client_id for e in examples]), cfg)  # pure function of ids
+
+
+def test_missing_style_is_a_clear_error(sample, tmp_path):
+    frame = pd.read_csv(REPO / "sample_data/explanations.csv")
+    path = tmp_path / "expl.csv"
+    frame[frame["style"] != "occasion"].to_csv(path, index=False)
+    with pytest.raises(TrainingDataError, match=r"no reference explanations for style 'occasion'.*feature, style"):
+        load_explanations(DataConfig(explanations=str(path)), sample)
+    frame.assign(item_id="I9999").head(3).to_csv(path, index=False)
+    with pytest.raises(TrainingDataError, match=r"row 2: item_id 'I9999' is not in the catalog"):
+        load_explanations(DataConfig(explanations=str(path), styles=["feature"]), sample)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from seller.llm.backbone import TorchBackbone
+    torch.set_num_threads(2)
+    return TorchBackbone.from_gguf()
+
+
+@needs_recommender
+def test_prefix_cached_loss_equals_full_forward(sample, backbone):
+    """The training loss skips autograd on the prompt prefix; it must equal the backbone's own loss."""
+    from seller.adapter.base import AdapterShape
+    from seller.adapter.io import build_adapter
+    from seller.adapter.lm_loss import explanation_loss
+    from seller.adapter.pipeline import ExplanationPipeline
+    from seller.config import AdapterConfig
+    from seller.recommend import Recommender
+
+    rec = Recommender.from_pretrained(RECOMMENDER, sample)
+    shape = AdapterShape(rec.config.d_model, rec.config.d_model, backbone.n_embd, backbone.embedding_rms)
+    adapter = build_adapter(AdapterConfig(n_prompts=4), shape).eval()
+    cfg = DataConfig()
+    pipe = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, cfg)
+    frame = load_explanations(DataConfig(explanations=str(REPO / "sample_data/explanations.csv")), sample)
+    exs = build_examples(frame, sample, build_sequences(sample))[:600:200]  # three rows, different lengths
+    hist = [pipe.history(e.client_id, e.n_history) for e in exs]
+    soft = adapter(pipe.encode([e.client_id for e in exs], hist, [e.item_id for e in exs],
+                               [e.style for e in exs])).soft_prompts.detach().requires_grad_(True)
+    layouts = [pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, list(e.cited_event_ids), target=e.text)
+               for e in exs]
+    assert len({l.n_positions for l in layouts}) > 1  # padding is exercised
+    per_example = explanation_loss(backbone, layouts, soft)
+    n_tokens = torch.tensor([sum(len(s) for s in l.segments if s.kind == "target") for l in layouts],
+                            dtype=torch.float)
+    mine = (per_example * n_tokens).sum() / n_tokens.sum()
+    (g_mine,) = torch.autograd.grad(mine, soft)
+    theirs = backbone.loss(layouts, soft)
+    (g_theirs,) = torch.autograd.grad(theirs, soft)
+    torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(g_mine, g_theirs, rtol=1e-3, atol=1e-6)
+
+
+@needs_recommender
+def test_tiny_config_trains_and_loss_falls(tmp_path):
+    from seller.adapter.io import from_pretrained
+    from seller.train import train
+
+    cfg = load_config(TINY)
+    cfg.train.out_dir = str(tmp_path / "tiny")
+    metrics = train(cfg, log=lambda *a: None)
+    assert metrics["train_ce_last"] < metrics["train_ce_first"] - 0.2, metrics
+    assert all(v == v for v in metrics["val_ce"])  # finite validation loss every epoch
+    adapter = from_pretrained(tmp_path / "tiny" / "adapter", n_embd=576)
+    assert adapter.meta["model_version"] == metrics["model_version"]
+    log = (tmp_path / "tiny" / "train_log.jsonl").read_text().splitlines()
+    assert len(log) >= metrics["steps"]
+    # resume: one more epoch continues from the checkpoint instead of starting over
+    per_epoch = metrics["steps"] // cfg.train.epochs
+    cfg.train.epochs += 1
+    more = train(cfg, resume=True, log=lambda *a: None)
+    assert more["steps"] == per_epoch
+
+
+@needs_recommender
+def test_two_process_ddp_gradient_equals_one_process(tmp_path):
+    """torchrun with 2 processes x batch 2 must give the gradient of 1 process x batch 4."""
+    base = TINY.read_text()
+    cfg_text = base.replace("dropout = 0.0", "dropout = 0.0\ngate_noise = 0.0") \
+        .replace("[train]", "[train]\nbalance_weight = 0.0\ncite_weight = 0.0\nprecision = \"fp32\"\nthreads = 1")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(nproc: int, batch: int) -> dict:
+        cfg = tmp_path / f"ddp{nproc}.toml"
+        cfg.write_text(cfg_text.replace("batch_size = 4", f"batch_size = {batch}"))
+        dump = tmp_path / f"grad{nproc}.pt"
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                    "--master_port", str(29500 + nproc)] if nproc > 1 else [sys.executable]
+        cmd = launcher + ["-m", "seller.train", "--config", str(cfg), "--out", str(tmp_path / f"o{nproc}"),
+                          "--grad-dump", str(dump)]
+        subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, timeout=240)
+        return torch.load(dump)
+
+    one, two = run(1, 4), run(2, 2)
+    assert one.keys() == two.keys() and len(one) > 5
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-7, msg=name)
