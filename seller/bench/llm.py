@@ -39,13 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="median over this many runs")
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("llm", help="benchmark llama.cpp vs transformers on one GGUF")
-    add_arguments(p)
-    p.set_defaults(func=run)
-    return p
-
-
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -150,7 +143,8 @@ def measure(args) -> dict:
 
     return {
         "model": gguf.name, "device": "gpu" if args.gpu else "cpu", "threads": args.threads,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "loadavg_1m_at_end": os.getloadavg()[0],
+                    "platform": platform.platform(),
                     "torch": torch.__version__, "llama_cpp_python": llama_cpp.__version__},
         "layout": {"n_positions": lay.n_positions, "n_soft": lay.n_soft,
                    "n_history": lay.n_history, "max_tokens": n, "repeats": r},
@@ -167,7 +161,9 @@ def to_markdown(res: dict) -> str:
         f"# LLM runtimes: {res['model']} on {res['device']} ({res['threads']} threads)", "",
         f"Layout: {lay['n_positions']} prompt positions ({lay['n_soft']} soft prompts, "
         f"{lay['n_history']} history facts), {lay['max_tokens']} generated tokens, median of "
-        f"{lay['repeats']}. {res['note']}.", "",
+        f"{lay['repeats']}. Load average at the end: "
+        f"{res['machine']['loadavg_1m_at_end']:.1f} on {res['machine']['cpus']} CPUs. "
+        f"{res['note']}.", "",
         "| metric | transformers | llama.cpp |", "|---|---:|---:|",
         f"| load (s) | {hf['load_s']:.2f} | {cpp['load_s']:.2f} |",
         f"| prefill (tok/s) | {hf['prefill_tok_s']:.0f} | {cpp['prefill_tok_s']:.0f} |",

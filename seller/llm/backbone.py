@@ -7,6 +7,7 @@ paid once per model file. Gradients flow only into the soft prompts passed in.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import shutil
@@ -180,6 +181,9 @@ class TorchBackbone:
             soft_prompts, device=self.token_embeddings.device)[None]
         emb, _, _ = self.embed([layout.prompt()], soft)
         out = self.model(inputs_embeds=emb, use_cache=True, logits_to_keep=1)
+        # transformers 5.x renamed past_key_values to cache (argument and output field)
+        key = "cache" if "cache" in inspect.signature(self.model.forward).parameters \
+            else "past_key_values"
         ids: list[int] = []
         while max_tokens > 0:
             tok = int(out.logits[0, -1].argmax())
@@ -189,5 +193,5 @@ class TorchBackbone:
             if len(ids) >= max_tokens:
                 break
             out = self.model(input_ids=torch.tensor([[tok]], device=emb.device),
-                             past_key_values=out.past_key_values, use_cache=True)
+                             use_cache=True, **{key: getattr(out, key)})
         return ids
