@@ -62,6 +62,16 @@ def server(tmp_path):
         log.close()
 
 
+def wait_until_idle(page, timeout_ms: int = 600_000) -> None:
+    """Wait for the script run to finish (Streamlit shows its status widget while running)."""
+    status = page.locator("[data-testid='stStatusWidget']")
+    try:
+        status.wait_for(state="visible", timeout=5_000)
+    except sync_api.TimeoutError:
+        pass  # the run was already over
+    status.wait_for(state="hidden", timeout=timeout_ms)
+
+
 def db_rows(path: Path) -> list[tuple]:
     if not path.exists():
         return []
@@ -79,13 +89,14 @@ def test_select_client_vote_and_screenshot(server):
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         page.goto(url)
         page.wait_for_selector(".js-plotly-plot", timeout=600_000)  # first client drawn
+        wait_until_idle(page)
         # choose the client by typing into the picker, as an associate would
         picker = page.locator(".st-key-client_id input")
         picker.click()
         picker.fill(client.name)
         page.keyboard.press("Enter")
         page.get_by_role("heading", name=client["display_name"]).wait_for(timeout=600_000)
-        page.wait_for_selector(".js-plotly-plot", timeout=600_000)
+        wait_until_idle(page)  # no stale cards of the previous client left to click
         if page.get_by_text("Explanation model not installed").count():
             page.screenshot(path=str(tmp / "clienteling_no_model.png"), full_page=True)
             if os.environ.get("SELLER_SCREENSHOT_DIR"):

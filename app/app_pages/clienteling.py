@@ -70,6 +70,31 @@ if recs:
         format_func=lambda i: items.loc[i, "name"])
 timeline = st.empty()
 
+
+# the timeline highlights what the focused card's explanation cites (or, before it is written,
+# the events that weighed most): drawn now, redrawn once a new explanation has been written
+def draw_timeline(explained: dict) -> None:
+    if focus in explained:
+        cited, label = list(explained[focus].cited_event_ids), "Cited by the explanation"
+    elif focus is not None:
+        cited, label = [e for e, _ in next(r for r in recs if r.item_id == focus).top_events], "Weighed most"
+    else:
+        cited, label = [], ""
+    with timeline:
+        if history.empty:
+            st.caption("No events recorded for this client.")
+        else:
+            st.plotly_chart(views.timeline_figure(history, cited, label), width="stretch",
+                            config={"displayModeBar": False})
+
+
+drawn_with = {}
+if focus is not None and explainer.value is not None:
+    cached = services.cached_explanation(explainer.value, client_id, focus, style)
+    if cached is not None:
+        drawn_with[focus] = cached
+draw_timeline(drawn_with)
+
 st.subheader("Recommendations", anchor=False)
 votes = {}
 if store.value is not None:
@@ -160,16 +185,5 @@ for rec in recs:
                     help="Unhelpful explanation", type="primary" if current == -1 else "secondary",
                     disabled=store.value is None, on_click=cast, args=(Vote(**vote, vote=-1),))
 
-# the timeline goes above the cards but is drawn last: it highlights what the explanations cite
-if focus in explained:
-    cited, label = list(explained[focus].cited_event_ids), "Cited by the explanation"
-elif focus is not None:
-    cited, label = [e for e, _ in next(r for r in recs if r.item_id == focus).top_events], "Weighed most"
-else:
-    cited, label = [], ""
-with timeline:
-    if history.empty:
-        st.caption("No events recorded for this client.")
-    else:
-        st.plotly_chart(views.timeline_figure(history, cited, label), width="stretch",
-                        config={"displayModeBar": False})
+if focus in explained and focus not in drawn_with:
+    draw_timeline(explained)
