@@ -176,7 +176,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
             rows = torch.tensor([e.item_row for e in batch])
             nxt = torch.nn.functional.cross_entropy(inp.summary @ rec.item_vectors().T, rows)
         loss = ce + tc.balance_weight * o.aux_loss + tc.cite_weight * cite + tc.next_item_weight * nxt
-        return loss, {"ce": float(ce), "balance": float(o.aux_loss), "cite": float(cite), "next": float(nxt)}
+        return loss, {k: float(v.detach()) for k, v in (("ce", ce), ("balance", o.aux_loss), ("cite", cite),
+                                                         ("next", nxt))}
 
     bf16 = _choose_precision(tc.precision, lambda on: _timed_micro(_micro, parts["train"][:tc.batch_size], on, opt),
                              log, d)
@@ -329,6 +330,12 @@ def _choose_precision(mode: str, timed, log, d: Dist) -> bool:
     """bf16 autocast only where it is measured faster (AVX2-only CPUs emulate bf16 and lose)."""
     if mode != "auto":
         return mode == "bf16"
+    import torch
+    capability = torch.backends.cpu.get_cpu_capability()
+    if "AVX512" not in capability:  # measured here (AVX2): bf16 autocast 15x slower than fp32
+        if d.main:
+            log(f"precision auto: CPU capability {capability} has no native bf16 -> fp32")
+        return False
     timed(False)  # warm-up: first calls pay for allocation
     fp32, bf16 = timed(False), timed(True)
     choice = bf16 < 0.9 * fp32

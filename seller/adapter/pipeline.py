@@ -26,7 +26,6 @@ class ExplanationPipeline:
         self.items = dataset.items.set_index(dataset.items["item_id"].astype(str), drop=False)
         self.events = dataset.events.set_index(dataset.events["event_id"].astype(str), drop=False)
         self.max_len = min(data_cfg.max_history, recommender.config.max_len)
-        self.segments = {str(c): s for c, s in recommender._client_segment.items()}
         self._rows = {iid: r for r, iid in enumerate(recommender.item_ids)}
         from seller.adapter.io import n_soft_prompts
         self.n_soft = n_soft_prompts(adapter)
@@ -42,7 +41,7 @@ class ExplanationPipeline:
         """Encoder features for B (history, candidate, style) rows. Runs the recommender's
         encoders under the caller's grad mode (no grad unless the next-item loss is trained)."""
         v = self.rec.item_vectors()  # (N, d)
-        batch = self.rec.make_batch(histories, [self.segments.get(c, 0) for c in client_ids], v)
+        batch = self.rec.make_batch(histories, [self.rec.segment_of(c) for c in client_ids], v)
         out = self.rec.user_encoder(batch)
         T = batch.event_vectors.shape[1]
         mask = torch.arange(T).unsqueeze(0) < batch.lengths.unsqueeze(1)  # (B, T)
