@@ -124,7 +124,9 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     model = adapter
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel
-        model = DistributedDataParallel(adapter)
+        # some parameters sit out a step (the noise gate with gate_noise = 0, unrouted paths):
+        # without this DDP silently skips averaging the buckets that hold them
+        model = DistributedDataParallel(adapter, find_unused_parameters=True)
         extra = lora_params + (list(rec.parameters()) if joint else [])  # synced by hand below
     else:
         extra = []
