@@ -159,6 +159,15 @@ def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, st
     return out
 
 
+def _shown_path(path: Path) -> str:
+    """A path as reports should show it: relative to the repository when inside it."""
+    from seller.paths import REPO_ROOT
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample")
     parser.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
@@ -206,7 +215,7 @@ def run(args) -> int:
     if split_file.exists():  # the exact clients the shipped model held out
         import json
         split = json.loads(split_file.read_text())
-        split_source = str(split_file)
+        split_source = _shown_path(split_file)
     else:
         split = split_clients(refs["client_id"].astype(str).unique(), cfg.data)
         split_source = f"split_clients({cfg_path.name}: seed {cfg.data.split_seed})"
@@ -240,7 +249,7 @@ def run(args) -> int:
                "k": config.k, "candidates_from": source, "methods": {}, "skipped": {},
                "command": f"seller evaluate --dataset {args.dataset} --out "
                           f"{args.out or 'reports/' + args.dataset} --max-cases {args.max_cases} "
-                          f"--k {args.k}",
+                          f"--k {args.k} --methods {','.join(wanted)}",
                "notes": [f"test clients from {split_source}"], "examples": []}
     llm = None
     for name in wanted:
