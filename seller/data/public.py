@@ -153,19 +153,25 @@ def load_ml100k(root=None):
                     "ml-100k")
 
 
-def load_musical_instruments(root=None):
-    d = public_data_dir("amazon_musical_instruments", root)
-    path = d / "reviews_Musical_Instruments_5.json.gz"
+def read_review_records(path) -> pd.DataFrame:
+    """Amazon review JSON lines (gzip) as a raw frame: client, item, ts (unix s), rating,
+    summary, text; in file order. A bad line raises ValueError naming the file and line."""
     rows = []
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             try:
                 r = json.loads(line)
                 rows.append((r["reviewerID"], r["asin"], int(r["unixReviewTime"]),
-                             float(r["overall"]), r.get("summary", ""), r.get("reviewText", "")))
+                             float(r.get("overall", "nan")), r.get("summary") or "",
+                             r.get("reviewText") or ""))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"{path}, line {line_no}: bad review record ({e})") from e
-    raw = pd.DataFrame(rows, columns=["client", "item", "ts", "rating", "summary", "text"])
+    return pd.DataFrame(rows, columns=["client", "item", "ts", "rating", "summary", "text"])
+
+
+def load_musical_instruments(root=None):
+    d = public_data_dir("amazon_musical_instruments", root)
+    raw = read_review_records(d / "reviews_Musical_Instruments_5.json.gz")
     item_ids = sorted(raw["item"].unique())
     items = _frame(ITEM_COLUMNS, {"item_id": item_ids, "name": item_ids}, len(item_ids))
     client_ids = sorted(raw["client"].unique())

@@ -28,7 +28,6 @@ because review sentences describe item features. Ids are the raw reviewerID and 
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -87,23 +86,16 @@ def default_reviews_path() -> Path:
 
 
 def load_reviews(path: str | Path | None = None) -> pd.DataFrame:
-    """Raw reviews as a frame (client_id, item_id, timestamp, rating, text). Reads the gzip
-    JSON lines itself so this module does not depend on the public-data loader."""
+    """Raw reviews as a frame (client_id, item_id, timestamp, rating, text), in file order."""
+    from seller.data.public import read_review_records
     path = Path(path) if path else default_reviews_path()
     if not path.exists():
         raise FileNotFoundError(f"Musical Instruments reviews not found at {path} "
                                 "(set SELLER_SHARED_DATA to the folder holding it)")
-    rows = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            try:
-                r = json.loads(line)
-                rows.append((r["reviewerID"], r["asin"], int(r["unixReviewTime"]),
-                             float(r.get("overall", "nan")), r.get("reviewText") or ""))
-            except (KeyError, ValueError) as e:
-                raise ValueError(f"{path}: line {line_no}: bad review record ({e})") from e
-    df = pd.DataFrame(rows, columns=["client_id", "item_id", "unix", "rating", "text"])
-    df["timestamp"] = pd.to_datetime(df.pop("unix"), unit="s", utc=True)
+    raw = read_review_records(path)
+    df = raw.rename(columns={"client": "client_id", "item": "item_id"})[
+        ["client_id", "item_id", "rating", "text"]]
+    df["timestamp"] = pd.to_datetime(raw["ts"], unit="s", utc=True)
     return df
 
 
