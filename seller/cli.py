@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command path -> (module, one-line help)
@@ -112,7 +113,16 @@ def _run_lazy(path: tuple[str, ...], rest: list[str]) -> int:
         print(f"{prog}: not available in this build ({module_name} has no "
               "add_arguments/run entry point)", file=sys.stderr)
         return 2
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (LookupError, OSError, ValueError) as e:
+        # The library's errors already name the id, key, path or width at fault: show that
+        # one line, not a traceback (SELLER_DEBUG=1 keeps the traceback).
+        if os.environ.get("SELLER_DEBUG"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"{prog}: {message}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,3 +95,13 @@ def test_lazy_module_imported_only_when_run(monkeypatch, tmp_path, capsys):
     assert "sub ran 4" in capsys.readouterr().out
     for name in ("fake_cmd", "fake_sub"):
         sys.modules.pop(name, None)
+
+
+def test_lazy_command_reports_library_errors_without_traceback(capsys, monkeypatch, tmp_path):
+    from seller.cli import main
+    monkeypatch.setenv("SELLER_GGUF", str(tmp_path / "missing.gguf"))
+    monkeypatch.delenv("SELLER_DEBUG", raising=False)
+    assert main(["explain", "--client", "C005", "--k", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("seller explain: GGUF model not found:") and "missing.gguf" in err
+    assert "Traceback" not in err
