@@ -151,31 +151,25 @@ def cached_explanation(model, client_id: str, item_id: str, style: str):
         return cache.entries.get(explanation_key(model, client_id, item_id, style))
 
 
-def stream_explanation(model, client_id: str, item_id: str, style: str, write_stream: Callable):
-    """Generate an explanation, showing its text through `write_stream` as it comes, and cache it."""
+def stream_explanations(model, client_id: str, item_ids: list[str], style: str,
+                        show: Callable[[str, str], None]) -> dict:
+    """Explain several items at once (parallel sequences sharing the client's prefix), calling
+    show(item_id, text so far) as words arrive on every card, and cache the results."""
     cache = explanation_cache()
-    key = explanation_key(model, client_id, item_id, style)
     start = time.perf_counter()
-
-    def chunks():
-        for chunk in stream:
-            cache.first_chunk_s.setdefault(key, time.perf_counter() - start)
-            yield chunk
-
+    texts = dict.fromkeys(item_ids, "")
     with model_lock():
-        stream = model.explain(client_id, item_id, style, stream=True)
-        write_stream(chunks())
+        stream = model.explain_many(client_id, list(item_ids), style, stream=True)
+        for i, chunk in stream:
+            item_id = item_ids[i]
+            if not texts[item_id].strip() and chunk.strip():
+                with cache.lock:
+                    cache.first_chunk_s.setdefault(explanation_key(model, client_id, item_id, style),
+                                                   time.perf_counter() - start)
+            texts[item_id] += chunk
+            show(item_id, texts[item_id])
+    results = dict(zip(item_ids, stream.explanations))
     with cache.lock:
-        cache.entries[key] = stream.explanation  # set by the stream once exhausted
-    return stream.explanation
-
-
-def explain_batch(model, client_id: str, item_ids: list[str], style: str) -> dict:
-    """Explanations of several items at once (parallel sequences sharing the client's prefix)."""
-    with model_lock():
-        results = model.explain_many(client_id, list(item_ids), style)
-    cache = explanation_cache()
-    with cache.lock:
-        for item_id, exp in zip(item_ids, results):
+        for item_id, exp in results.items():
             cache.entries[explanation_key(model, client_id, item_id, style)] = exp
-    return dict(zip(item_ids, results))
+    return results

@@ -5,6 +5,7 @@
     e = ex.explain("C001", recs[0].item_id, "feature")         # Explanation
     for chunk in ex.explain("C001", item, "style", stream=True): print(chunk, end="")
     es = ex.explain_many("C001", [r.item_id for r in recs], "occasion")  # parallel sequences
+    for i, chunk in ex.explain_many("C001", items, "feature", stream=True): ...  # all cards live
 
 Serving needs no transformers backbone: the recommender's encoders and the adapter (small
 torch modules) make the soft prompts, llama.cpp decodes. The history facts come first in the
@@ -19,7 +20,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from seller.config import STYLES
 
@@ -53,6 +54,22 @@ class ExplanationStream:
             yield chunk
         self.explanation = Explanation(text.strip(), self.style, self.gate_weights, self.cited_event_ids,
                                        time.perf_counter() - self._t0, self.model_version)
+
+
+@dataclass
+class ExplanationsStream:
+    """Iterate for (candidate index, text chunk) pairs of several explanations decoded together;
+    `explanations` (one per candidate, in order) is set once the stream is exhausted."""
+    _chunks: Iterator[tuple[int, str]]
+    _finish: Callable[[dict[int, str]], list[Explanation]]
+    explanations: list[Explanation] | None = field(default=None)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        texts: dict[int, str] = {}
+        for i, chunk in self._chunks:
+            texts[i] = texts.get(i, "") + chunk
+            yield i, chunk
+        self.explanations = self._finish(texts)
 
 
 class Explainer:
@@ -124,18 +141,38 @@ class Explainer:
         text = self.llm.generate(layout, soft, max_tokens=self.max_tokens)
         return Explanation(text.strip(), style, gates, cited, time.perf_counter() - t0, self.model_version)
 
-    def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature") -> list[Explanation]:
+    def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature",
+                     stream: bool = False):
         """Explanations for several candidates of one client, decoded as parallel sequences that
-        share the client-history prefix; latency_s is the wall time of the batch each was in."""
-        out: list[Explanation] = []
+        share the client-history prefix (n_seq_max at a time); latency_s is the wall time of the
+        batch each was in. stream=True: an `ExplanationsStream` of (index, chunk) pairs, where
+        the first candidate's words come before the others are prefilled."""
+        item_ids = list(item_ids)
+        walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
+
+        def finish(texts: dict[int, str]) -> list[Explanation]:
+            return [Explanation(texts.get(i, "").strip(), style, *metas[i], walls[i], self.model_version)
+                    for i in range(len(item_ids))]
+
+        results = ExplanationsStream(self._decode_batches(client_id, item_ids, style, walls, metas), finish)
+        if stream:
+            return results
+        for _ in results:
+            pass
+        return results.explanations
+
+    def _decode_batches(self, client_id: str, item_ids: list[str], style: str, walls: dict, metas: dict):
         n = self.llm.n_seq_max
-        for i in range(0, len(item_ids), n):
+        for start in range(0, len(item_ids), n):
             t0 = time.perf_counter()
-            jobs = self._prepare(client_id, list(item_ids[i:i + n]), style)
-            texts = self.llm.generate_many([j[0] for j in jobs], [j[1] for j in jobs], max_tokens=self.max_tokens)
-            wall = time.perf_counter() - t0
-            out += [Explanation(t.strip(), style, j[2], j[3], wall, self.model_version) for t, j in zip(texts, jobs)]
-        return out
+            jobs = self._prepare(client_id, item_ids[start:start + n], style)
+            for k, (_, _, gates, cited) in enumerate(jobs):
+                metas[start + k] = (gates, cited)
+            for k, chunk in self.llm.stream_many([j[0] for j in jobs], [j[1] for j in jobs],
+                                                 max_tokens=self.max_tokens):
+                yield start + k, chunk
+            for k in range(len(jobs)):
+                walls[start + k] = time.perf_counter() - t0
 
     def close(self) -> None:
         self.llm.close()

@@ -106,3 +106,16 @@ def test_cli_prints_recommendations_with_explanations_and_gates(capsys):
     assert run(parser.parse_args(["--client", cid, "--k", "2", "--style", "occasion"])) == 0
     out = capsys.readouterr().out
     assert out.count("experts:") == 2 and re.search(r"^1\. I\d{4}", out, re.M)
+
+
+def test_streamed_batch_matches_batch_and_starts_with_the_first_card(explainer):
+    cid = held_out_clients(1)[0]
+    items = [r.item_id for r in explainer.recommend(cid, k=3)]
+    whole = explainer.explain_many(cid, items, "occasion")
+    stream = explainer.explain_many(cid, items, "occasion", stream=True)
+    assert stream.explanations is None  # nothing decoded before iterating
+    pairs = list(stream)
+    assert pairs[0][0] == 0 and {i for i, _ in pairs} == {0, 1, 2}
+    texts = ["".join(c for i, c in pairs if i == k).strip() for k in range(3)]
+    assert texts == [e.text for e in whole] == [e.text for e in stream.explanations]
+    assert [e.gate_weights for e in stream.explanations] == [e.gate_weights for e in whole]

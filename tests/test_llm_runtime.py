@@ -48,6 +48,10 @@ def test_parallel_equals_sequential_greedy(llm):
                   for l, s in zip(layouts, softs)]
     assert many == one_by_one
     assert len(set(many)) > 1  # different items and soft prompts really change the text
+    pieces = list(llm.stream_many(layouts, softs, max_tokens=20, sampling=GREEDY))
+    assert pieces[0][0] == 0  # the first card's words come first
+    assert {i for i, _ in pieces} == set(range(len(ITEMS)))
+    assert ["".join(p for i, p in pieces if i == k) for k in range(len(ITEMS))] == many
 
 
 def test_soft_prompts_change_the_output(llm):

@@ -115,8 +115,8 @@ def cast(vote: Vote) -> None:
 if err := st.session_state.pop("vote_error", None):
     st.error(f":material/error: Vote not saved. {err}")
 
-# cards first (item facts at once), then explanations: cached ones straight away, the first new one
-# streamed so words appear quickly, the remaining new ones decoded together as parallel sequences
+# cards first (item facts at once), then explanations: cached ones straight away, the new ones
+# decoded together as parallel sequences and streamed into their cards (the first card's words first)
 slots, texts = {}, {}
 for rec in recs:
     item = items.loc[rec.item_id]
@@ -143,13 +143,10 @@ if explainer.value is not None and recs:
             texts[rec.item_id].markdown(cached.text)
     try:
         if missing:
-            with texts[missing[0]]:
-                explained[missing[0]] = services.stream_explanation(model, client_id, missing[0], style,
-                                                                    st.write_stream)
-        if missing[1:]:
-            for item_id, exp in services.explain_batch(model, client_id, missing[1:], style).items():
-                explained[item_id] = exp
-                texts[item_id].markdown(exp.text)
+            explained.update(services.stream_explanations(
+                model, client_id, missing, style, lambda item_id, text: texts[item_id].markdown(text)))
+            for item_id in missing:
+                texts[item_id].markdown(explained[item_id].text)
     except Exception as e:  # a failed generation is reported on its cards; the rest of the page stays
         for item_id in missing:
             if item_id not in explained:

@@ -46,7 +46,9 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
 
     from seller.llm.runtime import SoftPromptLLM              # serving (llama.cpp)
     with SoftPromptLLM(gguf_path=None, n_ctx=2048, n_threads=None, n_gpu_layers=0,
-                       n_seq_max=8, n_batch=512) as llm:
+                       n_seq_max=8, n_batch=512, weights="f16") as llm:
+        weights: "f16" serves the GGUF's weights widened once to f16 (seller.llm.weights:
+        ~2.5x faster prefill on CPU, logits within ~0.03 of training's), "as-is" the file.
         llm.n_embd; llm.n_ctx; llm.n_seq_max; llm.tokenizer; llm.tokenize(text) -> list[int]
         llm.generate(layout, soft_prompts [P, d] | None, *, max_tokens=64,
                      sampling=SamplingParams(), stop=()) -> str
@@ -54,6 +56,8 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
         llm.generate_many(layouts, soft_prompts: list of [P, d], *, same keywords) -> list[str]
             parallel sequences; the common prefix (chat + instruction + history) is decoded once
             and shared in the KV cache. More than n_seq_max layouts -> ValueError.
+        llm.stream_many(layouts, soft_prompts, *, same keywords) -> Iterator[(index, piece)]
+            the same, streamed; layout 0's first words come before the others' prefill.
         llm.last_logits(layout, soft_prompts) -> np.ndarray [V]  (parity checks; keeps a target)
         llm.last_run: RunStats(n_prompt, n_shared, n_generated, first_token_s, total_s)
             of the last completed call (latency figures for the app).
@@ -62,6 +66,7 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -114,4 +119,17 @@ def resolve_gguf(path: str | Path | None = None) -> Path:
     return check_gguf(path)
 
 
-__all__ = ["GGUFError", "check_gguf", "resolve_gguf"]
+def default_cache_dir() -> Path:
+    """Where derived copies of a model live (converted backbone, serving weights)."""
+    return Path(os.environ.get("SELLER_CACHE", Path.home() / ".cache" / "seller"))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+__all__ = ["GGUFError", "check_gguf", "default_cache_dir", "resolve_gguf", "sha256_file"]

@@ -6,10 +6,8 @@ paid once per model file. Gradients flow only into the soft prompts passed in.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,24 +16,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from seller.llm import resolve_gguf
+from seller.llm import default_cache_dir, resolve_gguf, sha256_file
 from seller.llm.layout import Layout
 from seller.llm.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 _DONE = "converted.ok"  # written last: a cache folder without it is incomplete
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SELLER_CACHE", Path.home() / ".cache" / "seller"))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_converted(folder: Path):

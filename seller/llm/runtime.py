@@ -2,15 +2,14 @@
 
 `SoftPromptLLM` is the public face. Each call clears the KV cache, decodes the layout's
 segments as consecutive batches (tokens, embeddings, tokens...) with continuous positions, then
-samples. `generate_many` decodes the prefix the layouts share once on sequence 0, copies it in
-the KV cache to the other sequences (`llama_memory_seq_cp`), prefills each sequence's own tail,
-and then decodes one token per live sequence per batch.
+samples. `generate_many` / `stream_many` decode the prefix the layouts share once on sequence 0,
+copy it in the KV cache to the other sequences (`llama_memory_seq_cp`), prefill the first
+sequence's own tail (so its first words can be shown at once), then the other tails together,
+and then decode one token per live sequence per batch.
 
-Why the tails are prefilled one sequence at a time: measured here, prefilling several
-sequences' tails in ONE batch moved the logits by up to 0.5 (the same size as the Q8
-activation noise vs. transformers) and flipped greedy near-ties, so parallel output differed
-from one-at-a-time output. Per-sequence tails (a few dozen positions each) keep the two
-bit-identical; the decode steps, one token per sequence per batch, stay batched.
+Parallel output equals one-at-a-time output under greedy decoding on the f16 serving weights
+(tested); on Q4_1 weights ("as-is") batch composition moves logits by up to 0.5 through 8-bit
+activation quantization and can flip greedy near-ties.
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ from seller.llm.layout import Layout
 from seller.llm.native import Batch, Context, Model, Sampler, lib
 from seller.llm.sampling import SamplingParams, StopMatcher
 from seller.llm.tokenizer import Detokenizer, Tokenizer
+from seller.llm.weights import serving_gguf
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +73,25 @@ class SoftPromptLLM:
 
     n_ctx: KV cells shared by all parallel sequences (unified cache); n_threads: CPU threads
     (default: all cores); n_gpu_layers: 0 = CPU, -1 = all layers on GPU (CUDA build needed);
-    n_seq_max: most sequences `generate_many` runs at once; n_batch: positions per decode call.
+    n_seq_max: most sequences `generate_many` runs at once; n_batch: positions per decode call;
+    weights: "f16" serves the GGUF's weights widened to f16 (faster on CPU, closer to training;
+    see seller.llm.weights), "as-is" serves the file's own quantization.
+    `path` is the GGUF given (or resolved); `served_path` the file llama.cpp loaded.
     Not thread-safe by design; calls are serialised by a lock. Use `with` or `close()`.
     """
 
     def __init__(self, gguf_path: str | Path | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_seq_max: int = 8,
-                 n_batch: int = 512):
+                 n_batch: int = 512, weights: str = "f16"):
         if not (1 <= n_seq_max <= n_batch and n_ctx >= 16):
             raise ValueError(f"need 1 <= n_seq_max <= n_batch and n_ctx >= 16; got "
                              f"n_seq_max={n_seq_max}, n_batch={n_batch}, n_ctx={n_ctx}")
         self.path = resolve_gguf(gguf_path)
+        self.served_path = serving_gguf(self.path, weights)
         if n_gpu_layers != 0 and not lib().llama_supports_gpu_offload():
             log.warning("n_gpu_layers=%d but this llama.cpp build has no GPU support: running "
                         "on CPU (rebuild with CMAKE_ARGS=-DGGML_CUDA=on)", n_gpu_layers)
-        self._model = Model(self.path, n_gpu_layers=n_gpu_layers)
+        self._model = Model(self.served_path, n_gpu_layers=n_gpu_layers)
         self.tokenizer = Tokenizer(self._model)
         self.n_embd = self._model.n_embd
         self.n_seq_max = n_seq_max
@@ -142,13 +146,21 @@ class SoftPromptLLM:
         soft_prompts: None, or one [P, n_embd] per layout (a list or an [N, P, n_embd] array).
         Sequence i samples with seed sampling.seed + i. More than n_seq_max -> ValueError.
         """
+        out = [""] * len(layouts)
+        for s, piece in self.stream_many(layouts, soft_prompts, max_tokens=max_tokens,
+                                         sampling=sampling, stop=stop):
+            out[s] += piece
+        return out
+
+    def stream_many(self, layouts: Sequence[Layout], soft_prompts=None, *,
+                    max_tokens: int = 64, sampling: SamplingParams = SamplingParams(),
+                    stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
+        """generate_many, streamed: yields (layout index, text piece) as tokens come. The
+        first layout's first words come before the other layouts are prefilled."""
         softs = [None] * len(layouts) if soft_prompts is None else list(soft_prompts)
         if len(softs) != len(layouts):
             raise ValueError(f"{len(layouts)} layouts but {len(softs)} soft-prompt arrays")
-        out = [""] * len(layouts)
-        for s, piece in self._run(layouts, softs, max_tokens, sampling, stop):
-            out[s] += piece
-        return out
+        return self._run(layouts, softs, max_tokens, sampling, stop)
 
     def last_logits(self, layout: Layout, soft_prompts=None) -> np.ndarray:
         """Logits [n_vocab] after the layout's last position, a training target included
@@ -230,6 +242,38 @@ class SoftPromptLLM:
                 if final:
                     on_logits(i)
 
+    def _prefill_tails(self, tails: dict, on_logits) -> None:
+        """Prefill the sequences' own runs ({seq id: runs}) together: each decode call takes the
+        next run of every sequence whose next run has the same kind (tokens or embeddings,
+        never both), chunked to the batch capacity. on_logits(seq, row) follows the batch
+        holding a sequence's last position."""
+        pending = {s: list(t) for s, t in tails.items()}  # runs (kind, data, pos0) still to do
+        while any(pending.values()):
+            kind = next(p[0][0] for p in pending.values() if p)
+            batch = self._embds if kind == "embd" else self._tokens
+            batch.clear()
+            finals = {}
+            for s, runs in pending.items():
+                if not runs or runs[0][0] != kind or batch.n == batch.capacity:
+                    continue
+                _, data, pos0 = runs[0]
+                take = min(len(data), batch.capacity - batch.n)
+                last = take == len(data) and len(runs) == 1
+                if kind == "embd":
+                    row = batch.add_embeddings(data[:take], pos0, s, logits_last=last)
+                else:
+                    for j, t in enumerate(data[:take].tolist()):
+                        row = batch.add_token(t, pos0 + j, s, logits=last and j == take - 1)
+                if last:
+                    finals[s] = row
+                if take == len(data):
+                    runs.pop(0)
+                else:
+                    runs[0] = (kind, data[take:], pos0 + take)
+            self._ctx.decode(batch)
+            for s, row in finals.items():
+                on_logits(s, row)
+
     def _run(self, layouts, softs, max_tokens: int, sampling: SamplingParams,
              stop: Sequence[str]) -> Iterator[tuple[int, str]]:
         """Yield (sequence index, text piece) until every sequence has stopped."""
@@ -257,39 +301,50 @@ class SoftPromptLLM:
             samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
                         for s in range(len(seqs))]
             try:
-                nxt: dict[int, int] = {}
-                for s, q in enumerate(seqs):  # one tail at a time: see the module docstring
-                    self._prefill(q.span(shared, q.n_positions), s,
-                                  lambda i, s=s: nxt.__setitem__(s, samplers[s].sample(ctx, i)))
-                t_first = time.perf_counter() - t0
+                nxt: dict[int, int] = {}  # sequence -> its sampled, not yet emitted token
                 pos = {s: q.n_positions for s, q in enumerate(seqs)}
                 detok = {s: Detokenizer(self.tokenizer) for s in pos}
                 stops = {s: StopMatcher(stop) for s in pos}
                 count = dict.fromkeys(pos, 0)
-                while nxt:
-                    for s, tok in list(nxt.items()):
-                        done = self.tokenizer.is_eog(tok) and not sampling.ignore_eos
-                        if not done:
-                            count[s] += 1
-                            piece = stops[s].push(detok[s].push(tok))
-                            if piece:
-                                yield s, piece
-                            done = stops[s].stopped or count[s] >= max_tokens
-                        if done:
-                            tail = stops[s].push(detok[s].flush()) + stops[s].flush()
-                            if tail:
-                                yield s, tail
-                            del nxt[s]
-                    if not nxt:
-                        break
+
+                def sample(s: int, row: int) -> None:
+                    nxt[s] = samplers[s].sample(ctx, row)
+
+                def emit(s: int) -> Iterator[tuple[int, str]]:
+                    """Turn sequence s's sampled token into text; retire s when it stops."""
+                    tok = nxt[s]
+                    done = self.tokenizer.is_eog(tok) and not sampling.ignore_eos
+                    if not done:
+                        count[s] += 1
+                        piece = stops[s].push(detok[s].push(tok))
+                        if piece:
+                            yield s, piece
+                        done = stops[s].stopped or count[s] >= max_tokens
+                    if done:
+                        tail = stops[s].push(detok[s].flush()) + stops[s].flush()
+                        if tail:
+                            yield s, tail
+                        del nxt[s]
+
+                tails = {s: q.span(shared, q.n_positions) for s, q in enumerate(seqs)}
+                # sequence 0's tail first and alone: its first words show before the others'
+                # tails are prefilled (together)
+                self._prefill_tails({0: tails.pop(0)}, sample)
+                t_first = time.perf_counter() - t0
+                yield from emit(0)
+                self._prefill_tails(tails, sample)
+                for s in sorted(tails):
+                    yield from emit(s)
+                while nxt:  # one token per live sequence per decode call
                     batch, rows = self._tokens, {}
                     batch.clear()
                     for s, tok in nxt.items():
                         rows[s] = batch.add_token(tok, pos[s], s, logits=True)
                         pos[s] += 1
                     ctx.decode(batch)
-                    for s in nxt:
-                        nxt[s] = samplers[s].sample(ctx, rows[s])
+                    for s in sorted(nxt):
+                        sample(s, rows[s])
+                        yield from emit(s)
                 self.last_run = RunStats(tuple(q.n_positions for q in seqs), shared,
                                          tuple(count.values()), t_first,
                                          time.perf_counter() - t0)
