@@ -6,6 +6,7 @@ it (`<repo>/../shared/data`) or wherever `SELLER_SHARED_DATA` points.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -22,3 +23,12 @@ def shared_data_dir() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks (model files can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -446,8 +446,8 @@ def _expert_names(n: int, by_intent: dict) -> list[str]:
 
 
 def recommender_digest(directory: Path) -> str:
-    import hashlib
-    return hashlib.sha256((Path(directory) / "model.safetensors").read_bytes()).hexdigest()[:16]
+    from seller.paths import sha256_file
+    return sha256_file(Path(directory) / "model.safetensors")[:16]
 
 
 def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_seen, train_s, total_s,

@@ -13,7 +13,6 @@ into place at the end, so --out is either absent, the old store, or the complete
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from seller import __version__
+from seller.paths import sha256_file
 from seller.data.schema import TABLES
 from seller.data.validate import (EXTRA_COLUMNS, Problem, RawTable, Validated, row_number,
                                   to_arrow, validate_tables)
@@ -75,14 +75,6 @@ def format_problems(problems: list[Problem], header: str) -> str:
 
 
 # ---- reading ---------------------------------------------------------------------------------
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _bad_byte_offsets(path: Path) -> list[int]:
     offsets: list[int] = []
@@ -206,7 +198,7 @@ def read_table(path: str | Path, table: str, progress: bool = True) -> RawTable:
         return fail("unsupported file type (expected .csv or .parquet)")
     if path.stat().st_size == 0:
         return fail("file is empty (0 bytes)")
-    raw.sha256 = _sha256(path)
+    raw.sha256 = sha256_file(path)
     (_read_parquet if kind == "parquet" else _read_csv)(path, raw, progress)
     if raw.frame is not None:  # " Item_ID" from a hand-edited export still means item_id
         raw.frame.columns = [str(c).strip().lower() for c in raw.frame.columns]

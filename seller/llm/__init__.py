@@ -66,7 +66,6 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -124,12 +123,4 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SELLER_CACHE", Path.home() / ".cache" / "seller"))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-__all__ = ["GGUFError", "check_gguf", "default_cache_dir", "resolve_gguf", "sha256_file"]
+__all__ = ["GGUFError", "check_gguf", "default_cache_dir", "resolve_gguf"]

@@ -16,7 +16,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from seller.llm import default_cache_dir, resolve_gguf, sha256_file
+from seller.llm import default_cache_dir, resolve_gguf
+from seller.paths import sha256_file
 from seller.llm.layout import Layout
 from seller.llm.tokenizer import Tokenizer
 

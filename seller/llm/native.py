@@ -35,18 +35,11 @@ def lib():
     return llama_cpp
 
 
-class Handle:
-    """Base: `close()` frees the native handle once; also a context manager and on GC."""
+class Closeable:
+    """Base: a context manager whose `close()` also runs on garbage collection."""
 
-    _ptr = None
-
-    def _free(self) -> None:  # pragma: no cover - overridden
+    def close(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
-
-    def close(self) -> None:
-        if self._ptr is not None:
-            self._free()
-            self._ptr = None
 
     def __enter__(self):
         return self
@@ -59,6 +52,20 @@ class Handle:
             self.close()
         except Exception:  # interpreter shutdown: the library may already be gone
             pass
+
+
+class Handle(Closeable):
+    """A native handle: `close()` frees it exactly once."""
+
+    _ptr = None
+
+    def _free(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            self._free()
+            self._ptr = None
 
 
 class Model(Handle):

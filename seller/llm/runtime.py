@@ -25,7 +25,7 @@ import numpy as np
 
 from seller.llm import resolve_gguf
 from seller.llm.layout import Layout
-from seller.llm.native import Batch, Context, Model, Sampler, lib
+from seller.llm.native import Batch, Closeable, Context, Model, Sampler, lib
 from seller.llm.sampling import SamplingParams, StopMatcher
 from seller.llm.tokenizer import Detokenizer, Tokenizer
 from seller.llm.weights import serving_gguf
@@ -68,7 +68,7 @@ class _Seq:
         return out
 
 
-class SoftPromptLLM:
+class SoftPromptLLM(Closeable):
     """A GGUF served by llama.cpp, with soft prompts fed as embeddings.
 
     n_ctx: KV cells shared by all parallel sequences (unified cache); n_threads: CPU threads
@@ -108,18 +108,6 @@ class SoftPromptLLM:
         for h in ("_tokens", "_embds", "_ctx", "_model"):  # context before the model it uses
             if getattr(self, h, None) is not None:
                 getattr(self, h).close()
-
-    def __enter__(self) -> "SoftPromptLLM":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     # -- public API ----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

@@ -19,7 +19,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from seller.llm import default_cache_dir, sha256_file
+from seller.llm import default_cache_dir
+from seller.paths import sha256_file
 
 log = logging.getLogger(__name__)
 
