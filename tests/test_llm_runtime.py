@@ -54,6 +54,22 @@ def test_parallel_equals_sequential_greedy(llm):
     assert ["".join(p for i, p in pieces if i == k) for k in range(len(ITEMS))] == many
 
 
+def test_kv_prefix_is_reused_across_calls_without_changing_text(llm):
+    a, b = _layout(llm, item=ITEMS[0]), _layout(llm, item=ITEMS[1], history=HISTORY[1:])
+    soft = _soft(llm)
+    text_b = llm.generate(b, soft, max_tokens=16, sampling=GREEDY)
+    text_a = llm.generate(a, soft, max_tokens=16, sampling=GREEDY)
+    assert 0 < llm.last_run.n_reused < a.n_positions - 1  # the chat prefix, not b's history
+    assert llm.generate(a, soft, max_tokens=16, sampling=GREEDY) == text_a
+    assert llm.last_run.n_reused == a.n_positions - 1  # all but the last position kept
+    many = llm.generate_many([a, a], [soft, soft], max_tokens=16, sampling=GREEDY)
+    assert many == [text_a, text_a] and llm.last_run.n_reused == llm.last_run.n_shared
+    assert llm.generate(b, soft, max_tokens=16, sampling=GREEDY) == text_b
+    llm.last_logits(a, soft)  # decodes a target-free prompt from scratch: nothing is assumed after
+    assert llm.generate(a, soft, max_tokens=16, sampling=GREEDY) == text_a
+    assert llm.last_run.n_reused == 0
+
+
 def test_soft_prompts_change_the_output(llm):
     lay = _layout(llm)
     a = llm.last_logits(lay, _soft(llm, seed=1, scale=0.1))

@@ -1,8 +1,9 @@
 """Serving: llama.cpp decodes a `Layout` whose soft prompts go in as input embeddings.
 
-`SoftPromptLLM` is the public face. Each call clears the KV cache, decodes the layout's
-segments as consecutive batches (tokens, embeddings, tokens...) with continuous positions, then
-samples. `generate_many` / `stream_many` decode the prefix the layouts share once on sequence 0,
+`SoftPromptLLM` is the public face. Each call decodes the layout's segments as consecutive
+batches (tokens, embeddings, tokens...) with continuous positions, then samples. The KV cache
+keeps the longest prefix the previous call left in it (the chat prefix; for the same client,
+its whole history), so only the rest is decoded again. `generate_many` / `stream_many` decode the prefix the layouts share once on sequence 0,
 copy it in the KV cache to the other sequences (`llama_memory_seq_cp`), prefill the first
 sequence's own tail (so its first words can be shown at once), then the other tails together,
 and then decode one token per live sequence per batch.
@@ -39,6 +40,7 @@ class RunStats:
 
     n_prompt: tuple[int, ...]     # prompt positions per sequence (after any trimming)
     n_shared: int                 # prefix positions decoded once and shared in the KV cache
+    n_reused: int                 # of those, positions kept in the KV cache from the last call
     n_generated: tuple[int, ...]  # tokens sampled per sequence (end-of-turn excluded)
     first_token_s: float          # seconds from the call to the first sampled token
     total_s: float                # seconds for the whole call
@@ -102,6 +104,7 @@ class SoftPromptLLM(Closeable):
         self._embds = Batch(n_batch, n_embd=self.n_embd)
         self._lock = threading.Lock()
         self.last_run: RunStats | None = None
+        self._kv_keys: list = []  # per position: what sequence 0's KV cells hold now
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
@@ -156,6 +159,7 @@ class SoftPromptLLM(Closeable):
         with self._lock:
             seq = self._prepare([layout], [soft_prompts], max_tokens=0, keep_target=True)[0]
             self._ctx.clear()
+            self._kv_keys = []
             got = []
             self._prefill(seq.runs, 0, lambda i: got.append(self._ctx.logits(i)))
             return got[0]
@@ -230,6 +234,22 @@ class SoftPromptLLM(Closeable):
                 if final:
                     on_logits(i)
 
+    def _keep_kv_prefix(self, keys: list, cap: int) -> int:
+        """Trim the KV cache to the longest prefix (<= cap positions) that sequence 0 already
+        holds for `keys`, dropping every other sequence; returns its length (0: cleared)."""
+        held, n = self._kv_keys, 0
+        self._kv_keys = []  # until this call's prefill succeeds
+        limit = min(len(held), len(keys), max(cap, 0))
+        while n < limit and held[n] == keys[n]:
+            n += 1
+        L, mem = lib(), self._ctx.memory
+        if n == 0 or not L.llama_memory_seq_rm(mem, 0, n, -1):
+            self._ctx.clear()
+            return 0
+        for s in range(1, self.n_seq_max):
+            L.llama_memory_seq_rm(mem, s, -1, -1)
+        return n
+
     def _prefill_tails(self, tails: dict, on_logits) -> None:
         """Prefill the sequences' own runs ({seq id: runs}) together: each decode call takes the
         next run of every sequence whose next run has the same kind (tokens or embeddings,
@@ -281,11 +301,14 @@ class SoftPromptLLM(Closeable):
                                  f"{shared}) but n_ctx={self.n_ctx}: raise n_ctx or generate "
                                  "fewer at once")
             ctx = self._ctx
-            ctx.clear()
-            if shared:
-                self._prefill(seqs[0].span(0, shared), 0)
-                for s in range(1, len(seqs)):
-                    ctx.seq_cp(0, s)
+            # keep what sequence 0 already holds of this call's first positions (the same
+            # client's history, or at least the chat prefix), leaving >= 1 position to decode
+            reused = self._keep_kv_prefix(keys[0], shared if len(seqs) > 1
+                                          else seqs[0].n_positions - 1)
+            if shared > reused:
+                self._prefill(seqs[0].span(reused, shared), 0)
+            for s in range(1, len(seqs)):
+                ctx.seq_cp(0, s)
             samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
                         for s in range(len(seqs))]
             try:
@@ -314,10 +337,11 @@ class SoftPromptLLM(Closeable):
                             yield s, tail
                         del nxt[s]
 
-                tails = {s: q.span(shared, q.n_positions) for s, q in enumerate(seqs)}
+                tails = {s: q.span(max(shared, reused), q.n_positions) for s, q in enumerate(seqs)}
                 # sequence 0's tail first and alone: its first words show before the others'
                 # tails are prefilled (together)
                 self._prefill_tails({0: tails.pop(0)}, sample)
+                self._kv_keys = keys[0]  # sequence 0's whole prompt is in the KV cache now
                 t_first = time.perf_counter() - t0
                 yield from emit(0)
                 self._prefill_tails(tails, sample)
@@ -333,7 +357,7 @@ class SoftPromptLLM(Closeable):
                     for s in sorted(nxt):
                         sample(s, rows[s])
                         yield from emit(s)
-                self.last_run = RunStats(tuple(q.n_positions for q in seqs), shared,
+                self.last_run = RunStats(tuple(q.n_positions for q in seqs), shared, reused,
                                          tuple(count.values()), t_first,
                                          time.perf_counter() - t0)
             finally:
