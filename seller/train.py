@@ -139,7 +139,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, tc.warmup_steps, total, tc.min_lr_ratio))
 
-    step, epoch0, done_in_epoch = 0, 0, 0
+    step, epoch0, done_in_epoch, resumed_from = 0, 0, 0, None
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
@@ -147,6 +147,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step, epoch0, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
+        resumed_from = step
         if d.main:
             log(f"resumed from {ckpt} at step {step} (epoch {epoch0 + 1})")
 
@@ -262,7 +263,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     if d.main:
         train_s = time.time() - t_loop
         metrics = _finalize(cfg, out, adapter, pipe, parts, split, history, n_seen, train_s,
-                            time.time() - t_start, bf16, save_pretrained, lora_params, bb)
+                            time.time() - t_start, bf16, save_pretrained, lora_params, bb,
+                            steps=step, resumed_from=resumed_from)
         log(f"saved {out}/adapter  ({metrics['samples_per_s']:.2f} samples/s, {metrics['total_min']:.1f} min)")
     _finish(d)
     return metrics
@@ -451,7 +453,9 @@ def recommender_digest(directory: Path) -> str:
 
 
 def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_seen, train_s, total_s,
-              bf16, save_pretrained, lora_params, bb) -> dict:
+              bf16, save_pretrained, lora_params, bb, steps: int, resumed_from: int | None) -> dict:
+    """Save the model; metrics' steps count the whole run, the timings and samples this process
+    (after a --resume they cover only the part since `resumed_from_step`)."""
     import datetime
     import hashlib
     by_style, by_intent = _gate_stats(parts["train"], pipe, adapter)
@@ -475,7 +479,8 @@ def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_se
     metrics = {
         "model_version": version, "adapter_kind": cfg.adapter.kind,
         "n_train": len(parts["train"]), "n_val": len(parts["val"]), "n_test": len(parts["test"]),
-        "steps": len(ce), "train_ce_first": sum(ce[:k]) / k, "train_ce_last": sum(ce[-k:]) / k,
+        "steps": steps, "resumed_from_step": resumed_from,
+        "train_ce_first": sum(ce[:k]) / k, "train_ce_last": sum(ce[-k:]) / k,
         "val_ce": history["val_ce"], "samples_per_s": n_seen / max(train_s, 1e-9),
         "samples_seen": n_seen, "train_min": train_s / 60, "total_min": total_s / 60,
         "precision": "bf16" if bf16 else "fp32", "threads": cfg.train.threads,

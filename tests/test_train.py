@@ -117,7 +117,9 @@ def test_tiny_config_trains_and_loss_falls(tmp_path):
     per_epoch = metrics["steps"] // cfg.train.epochs
     cfg.train.epochs += 1
     more = train(cfg, resume=True, log=lambda *a: None)
-    assert more["steps"] == per_epoch
+    assert more["resumed_from_step"] == metrics["steps"]
+    assert more["steps"] == metrics["steps"] + per_epoch  # counts the whole run
+    assert len(more["val_ce"]) == 1  # this process validated only the epoch it ran
 
 
 @needs_recommender

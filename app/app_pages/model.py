@@ -22,10 +22,12 @@ if explainer.value is not None:
     ex = explainer.value
     adapter = getattr(ex, "adapter", None)
     llm = getattr(ex, "llm", None)
-    st.dataframe(pd.DataFrame({"": ["model version", "adapter", "experts", "LLM (GGUF)", "max new tokens"],
+    st.dataframe(pd.DataFrame({"": ["model version", "adapter", "experts", "LLM (GGUF)", "served weights",
+                                    "max new tokens"],
                                "value": [services.model_version(ex), type(adapter).__name__,
                                          ", ".join(getattr(adapter, "expert_names", []) or []),
-                                         str(getattr(llm, "path", "")), str(getattr(ex, "max_tokens", ""))]}),
+                                         str(getattr(llm, "path", "")), str(getattr(llm, "served_path", "")),
+                                         str(getattr(ex, "max_tokens", ""))]}),
                  hide_index=True)
 
 st.subheader("Hardware", anchor=False)
