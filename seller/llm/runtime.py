@@ -112,6 +112,12 @@ class SoftPromptLLM(Closeable):
             if getattr(self, h, None) is not None:
                 getattr(self, h).close()
 
+    def reset(self) -> None:
+        """Forget the KV cache: the next call decodes its whole prompt (cold-start timings)."""
+        with self._lock:
+            self._ctx.clear()
+            self._kv_keys = []
+
     # -- public API ----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
