@@ -17,12 +17,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from seller.config import STYLES
+
+
+_SENTENCE_END = re.compile(r"""[.!?…]["'”’)]*(?=\s|$)""")
+
+
+def whole_sentences(text: str) -> str:
+    """The text without a trailing unfinished sentence (generation stopped at max tokens), so
+    an associate never reads a sentence cut mid-word; a text with no complete sentence stays."""
+    text = text.strip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]] if ends and ends[-1] < len(text) else text
 
 
 @dataclass
@@ -52,7 +64,7 @@ class ExplanationStream:
         for chunk in self._chunks:
             text += chunk
             yield chunk
-        self.explanation = Explanation(text.strip(), self.style, self.gate_weights, self.cited_event_ids,
+        self.explanation = Explanation(whole_sentences(text), self.style, self.gate_weights, self.cited_event_ids,
                                        time.perf_counter() - self._t0, self.model_version)
 
 
@@ -139,7 +151,7 @@ class Explainer:
             chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens)
             return ExplanationStream(chunks, style, gates, cited, self.model_version, t0)
         text = self.llm.generate(layout, soft, max_tokens=self.max_tokens)
-        return Explanation(text.strip(), style, gates, cited, time.perf_counter() - t0, self.model_version)
+        return Explanation(whole_sentences(text), style, gates, cited, time.perf_counter() - t0, self.model_version)
 
     def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature",
                      stream: bool = False):
@@ -151,7 +163,7 @@ class Explainer:
         walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
 
         def finish(texts: dict[int, str]) -> list[Explanation]:
-            return [Explanation(texts.get(i, "").strip(), style, *metas[i], walls[i], self.model_version)
+            return [Explanation(whole_sentences(texts.get(i, "")), style, *metas[i], walls[i], self.model_version)
                     for i in range(len(item_ids))]
 
         results = ExplanationsStream(self._decode_batches(client_id, item_ids, style, walls, metas), finish)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from seller.explain import whole_sentences
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "sample"
 pytestmark = pytest.mark.skipif(not (MODEL / "adapter" / "adapter_config.json").is_file(),
@@ -70,7 +72,7 @@ def test_stream_matches_whole_text_and_carries_gates(explainer):
     stream = explainer.explain(cid, item, "style", stream=True)
     assert stream.gate_weights == whole.gate_weights and stream.cited_event_ids == whole.cited_event_ids
     chunks = list(stream)
-    assert len(chunks) > 1 and "".join(chunks).strip() == whole.text
+    assert len(chunks) > 1 and whole_sentences("".join(chunks)) == whole.text
     assert stream.explanation.text == whole.text
 
 
@@ -116,6 +118,14 @@ def test_streamed_batch_matches_batch_and_starts_with_the_first_card(explainer):
     assert stream.explanations is None  # nothing decoded before iterating
     pairs = list(stream)
     assert pairs[0][0] == 0 and {i for i, _ in pairs} == {0, 1, 2}
-    texts = ["".join(c for i, c in pairs if i == k).strip() for k in range(3)]
+    texts = [whole_sentences("".join(c for i, c in pairs if i == k)) for k in range(3)]
     assert texts == [e.text for e in whole] == [e.text for e in stream.explanations]
     assert [e.gate_weights for e in stream.explanations] == [e.gate_weights for e in whole]
+
+
+def test_a_sentence_cut_by_the_token_limit_is_dropped():
+    assert whole_sentences("A fine bag. It matches the coat you") == "A fine bag."
+    assert whole_sentences(" It matches! ") == "It matches!"
+    assert whole_sentences('She said "yes." And then') == 'She said "yes."'
+    assert whole_sentences("Priced 3.5 times less. More") == "Priced 3.5 times less."
+    assert whole_sentences("no sentence ends here") == "no sentence ends here"  # nothing to keep
