@@ -336,14 +336,15 @@ def _train_batch(model: Recommender, sequences, windows, segments, v: torch.Tens
 
 
 def rank_metrics(scores: torch.Tensor, targets: torch.Tensor, ks=(5, 10, 20)) -> dict[str, float]:
-    """Full-ranking HR@k / NDCG@k; rank = items scoring strictly higher than the target."""
+    """Full-ranking HR@k / NDCG@k; rank = items scoring higher than the target, plus half of
+    the items tied with it (so a constant scorer earns chance, not a perfect rank)."""
     t = scores.gather(1, targets[:, None])
-    rank = (scores > t).sum(1).float()
+    rank = (scores > t).sum(1).float() + 0.5 * ((scores == t).sum(1).float() - 1)
     out = {}
     for k in ks:
-        hit = rank < k
-        out[f"HR@{k}"] = float(hit.float().mean())
-        out[f"NDCG@{k}"] = float((hit.float() / torch.log2(rank + 2)).mean())
+        hit = (rank < k).float()
+        out[f"HR@{k}"] = float(hit.mean())
+        out[f"NDCG@{k}"] = float((hit / torch.log2(rank + 2)).mean())
     return out
 
 

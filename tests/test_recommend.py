@@ -127,3 +127,12 @@ def test_sample_data_semantic_model(tmp_path):
     new = ds.items.iloc[[0]].copy()
     new["item_id"] = "BRAND_NEW"
     assert rec.item_encoder.encode(new).shape == (1, 32)
+
+
+def test_rank_metrics_count_ties_half():
+    from seller.recommend import rank_metrics
+    flat = torch.zeros(2, 30)  # a constant scorer: the target ties with 29 others
+    assert rank_metrics(flat, torch.tensor([0, 5]), ks=(10,))["HR@10"] == 0.0  # rank 14.5
+    scores = torch.tensor([[0.9, 0.5, 0.5, 0.1], [0.2, 0.8, 0.1, 0.3]])
+    m = rank_metrics(scores, torch.tensor([1, 1]), ks=(1, 2))
+    assert m["HR@1"] == 0.5 and m["HR@2"] == 1.0  # ranks 1.5 (one above, one tie) and 0

@@ -76,16 +76,9 @@ def _subset(seqs: dict, n: int, seed: int) -> dict:
 
 
 def rank_metrics(scores, targets) -> dict:
-    """Full-ranking HR/NDCG with ties counted half. scores (B, N) tensor, targets (B,) tensor."""
-    import torch
-    t = scores.gather(1, targets[:, None])
-    rank = (scores > t).sum(1).float() + 0.5 * ((scores == t).sum(1).float() - 1)
-    out = {}
-    for k in KS:
-        hit = (rank < k).float()
-        out[f"HR@{k}"] = round(float(hit.mean()), 5)
-        out[f"NDCG@{k}"] = round(float((hit / torch.log2(rank + 2)).mean()), 5)
-    return out
+    """seller.recommend.rank_metrics (ties count half) at KS, rounded for the tables."""
+    from seller.recommend import rank_metrics as full_ranking
+    return {k: round(v, 5) for k, v in full_ranking(scores, targets, KS).items()}
 
 
 def _popularity(train, n_items):
@@ -159,8 +152,12 @@ def catalog_latency(model, histories, n_items: int, seed: int = 0) -> float:
     g = torch.Generator().manual_seed(seed)
     enc = model.item_encoder
     n_f = enc.catalog_attributes.shape[1]
+    # each attribute drawn from its own vocabulary (Beauty has none: only the unknown bucket)
+    attrs = (torch.stack([torch.randint(0, emb.num_embeddings, (n_items,), generator=g)
+                          for emb in enc.attributes], 1) if enc.config.use_attributes
+             else torch.zeros(n_items, n_f, dtype=torch.long))
     with torch.no_grad():
-        v = enc(torch.randint(0, 2, (n_items, n_f), generator=g),
+        v = enc(attrs,
                 torch.randint(0, enc.featurizer.n_price_bands, (n_items,), generator=g),
                 torch.zeros(n_items, dtype=torch.long),
                 torch.randn(n_items, enc.catalog_text.shape[1], generator=g))
