@@ -3,10 +3,11 @@
 `SoftPromptLLM` is the public face. Each call decodes the layout's segments as consecutive
 batches (tokens, embeddings, tokens...) with continuous positions, then samples. The KV cache
 keeps the longest prefix the previous call left in it (the chat prefix; for the same client,
-its whole history), so only the rest is decoded again. `generate_many` / `stream_many` decode the prefix the layouts share once on sequence 0,
-copy it in the KV cache to the other sequences (`llama_memory_seq_cp`), prefill the first
-sequence's own tail (so its first words can be shown at once), then the other tails together,
-and then decode one token per live sequence per batch.
+its whole history), so only the rest is decoded again. `generate_many` / `stream_many` decode
+the prefix the layouts share once on sequence 0, copy it in the KV cache to the other
+sequences (`llama_memory_seq_cp`), prefill the first sequence's own tail (so its first words
+can be shown at once), then the other tails together, and then decode one token per live
+sequence per batch.
 
 Parallel output equals one-at-a-time output under greedy decoding on the f16 serving weights
 (tested); on Q4_1 weights ("as-is") batch composition moves logits by up to 0.5 through 8-bit
@@ -167,7 +168,7 @@ class SoftPromptLLM(Closeable):
             self._ctx.clear()
             self._kv_keys = []
             got = []
-            self._prefill(seq.runs, 0, lambda i: got.append(self._ctx.logits(i)))
+            self._prefill({0: seq.runs}, lambda _, i: got.append(self._ctx.logits(i)))
             return got[0]
 
     # -- internals -----------------------------------------------------------------------
@@ -219,27 +220,6 @@ class SoftPromptLLM(Closeable):
             seqs.append(_Seq(runs, pos))
         return seqs
 
-    def _prefill(self, runs: list, seq: int, on_logits=None) -> None:
-        """Decode one sequence's runs in order, in batches of at most n_batch positions.
-        on_logits(row) runs right after the batch holding the last position (before the next
-        decode overwrites the logits); None: no logits wanted (a shared prefix)."""
-        for r, (kind, data, pos0) in enumerate(runs):
-            batch = self._embds if kind == "embd" else self._tokens
-            for k in range(0, len(data), batch.capacity):
-                chunk = data[k: k + batch.capacity]
-                final = (on_logits is not None and r == len(runs) - 1
-                         and k + len(chunk) == len(data))
-                batch.clear()
-                if kind == "embd":
-                    i = batch.add_embeddings(chunk, pos0 + k, seq, logits_last=final)
-                else:
-                    for j, t in enumerate(chunk.tolist()):
-                        last = final and j == len(chunk) - 1
-                        i = batch.add_token(t, pos0 + k + j, seq, logits=last)
-                self._ctx.decode(batch)
-                if final:
-                    on_logits(i)
-
     def _keep_kv_prefix(self, keys: list, cap: int) -> int:
         """Trim the KV cache to the longest prefix (<= cap positions) that sequence 0 already
         holds for `keys`, dropping every other sequence; returns its length (0: cleared)."""
@@ -256,12 +236,13 @@ class SoftPromptLLM(Closeable):
             L.llama_memory_seq_rm(mem, s, -1, -1)
         return n
 
-    def _prefill_tails(self, tails: dict, on_logits) -> None:
-        """Prefill the sequences' own runs ({seq id: runs}) together: each decode call takes the
-        next run of every sequence whose next run has the same kind (tokens or embeddings,
-        never both), chunked to the batch capacity. on_logits(seq, row) follows the batch
-        holding a sequence's last position."""
-        pending = {s: list(t) for s, t in tails.items()}  # runs (kind, data, pos0) still to do
+    def _prefill(self, runs_by_seq: dict, on_logits=None) -> None:
+        """Decode the runs of one or more sequences ({seq id: runs}) in order: each decode
+        call takes the next run of every sequence whose next run has the same kind (tokens or
+        embeddings, never both), chunked to the batch capacity. on_logits(seq, row) runs right
+        after the batch holding a sequence's last position (before the next decode overwrites
+        the logits); None: no logits wanted (a shared prefix)."""
+        pending = {s: list(t) for s, t in runs_by_seq.items()}  # (kind, data, pos0) to do
         while any(pending.values()):
             kind = next(p[0][0] for p in pending.values() if p)
             batch = self._embds if kind == "embd" else self._tokens
@@ -272,7 +253,7 @@ class SoftPromptLLM(Closeable):
                     continue
                 _, data, pos0 = runs[0]
                 take = min(len(data), batch.capacity - batch.n)
-                last = take == len(data) and len(runs) == 1
+                last = on_logits is not None and take == len(data) and len(runs) == 1
                 if kind == "embd":
                     row = batch.add_embeddings(data[:take], pos0, s, logits_last=last)
                 else:
@@ -312,7 +293,7 @@ class SoftPromptLLM(Closeable):
             reused = self._keep_kv_prefix(keys[0], shared if len(seqs) > 1
                                           else seqs[0].n_positions - 1)
             if shared > reused:
-                self._prefill(seqs[0].span(reused, shared), 0)
+                self._prefill({0: seqs[0].span(reused, shared)})
             for s in range(1, len(seqs)):
                 ctx.seq_cp(0, s)
             samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
@@ -346,11 +327,11 @@ class SoftPromptLLM(Closeable):
                 tails = {s: q.span(max(shared, reused), q.n_positions) for s, q in enumerate(seqs)}
                 # sequence 0's tail first and alone: its first words show before the others'
                 # tails are prefilled (together)
-                self._prefill_tails({0: tails.pop(0)}, sample)
+                self._prefill({0: tails.pop(0)}, sample)
                 self._kv_keys = keys[0]  # sequence 0's whole prompt is in the KV cache now
                 t_first = time.perf_counter() - t0
                 yield from emit(0)
-                self._prefill_tails(tails, sample)
+                self._prefill(tails, sample)
                 for s in sorted(tails):
                     yield from emit(s)
                 while nxt:  # one token per live sequence per decode call
