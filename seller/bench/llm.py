@@ -108,6 +108,7 @@ def measure(args) -> dict:
                       for w in ("f16", "as-is"))
     ratios = {
         "decode_speedup": cpp["decode_tok_s"] / hf["decode_tok_s"],
+        "decode_speedup_as_shipped": cpp_as_is["decode_tok_s"] / hf["decode_tok_s"],
         "parallel5_vs_transformers_decode": cpp["parallel5_tok_s"] / hf["decode_tok_s"],
         "parallel_speedup": cpp["sequential5_wall_s"] / cpp["parallel5_wall_s"],
         "parallel_wall_s": cpp["parallel5_wall_s"],
@@ -214,8 +215,11 @@ def to_markdown(res: dict) -> str:
         "that says the prefix is kept. Ratios use the served f16 weights (the default of "
         "`SoftPromptLLM`).", "",
         "| ratio (same run) | value | target | met |", "|---|---:|---:|:---:|",
-        f"| llama.cpp / transformers decode | {rat['decode_speedup']:.1f}x | >= 5x | "
+        f"| llama.cpp / transformers decode, f16 served | {rat['decode_speedup']:.1f}x | >= 5x | "
         f"{'yes' if ok['decode_speedup'] else 'NO'} |",
+        f"| llama.cpp / transformers decode, Q4_1 as shipped (the same GGUF file) | "
+        f"{rat['decode_speedup_as_shipped']:.1f}x | >= 5x | "
+        f"{'yes' if rat['decode_speedup_as_shipped'] >= TARGETS['decode_speedup'] else 'NO'} |",
         f"| llama.cpp 5-parallel aggregate / transformers decode | "
         f"{rat['parallel5_vs_transformers_decode']:.1f}x | (aim 8x) | - |",
         f"| 5 sequential / 5 parallel wall | {rat['parallel_speedup']:.2f}x | >= 2x | "

@@ -152,6 +152,10 @@ class Context(Handle):
         # One KV buffer shared by all sequences: a copied prefix then costs no memory or
         # compute (cells are tagged with several seq ids), and each sequence may use all n_ctx.
         params.kv_unified = True
+        # Flash attention (llama.cpp's "auto" turns it on for CPUs) accumulates in f16. Measured
+        # on SmolLM2, 2 cores: 5 parallel explanations 2.63 s with it, 2.33 s without, and its
+        # logits sat further from float32 transformers (max |diff| 0.055 vs 0.040).
+        params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         self.model = model  # keep the model alive while the context exists
         self._ptr = L.llama_init_from_model(model._ptr, params)
