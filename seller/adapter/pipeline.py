@@ -29,6 +29,7 @@ class ExplanationPipeline:
         self._rows = {iid: r for r, iid in enumerate(recommender.item_ids)}
         from seller.adapter.io import n_soft_prompts
         self.n_soft = n_soft_prompts(adapter)
+        self._facts: dict[tuple, tuple[list[str], list[str]]] = {}  # see _history_facts
 
     def history(self, client_id: str, n_events: int | None = None) -> ClientSequence:
         """The client's first `n_events` events (all when None), cut to the encoder's window."""
@@ -62,14 +63,25 @@ class ExplanationPipeline:
         top = torch.argsort(w, descending=True)[:k]
         return [(str(history.event_ids[j]), float(w[j])) for j in top.tolist() if w[j] > 0]
 
+    def _history_facts(self, client_id: str, before_ts: int | None) -> tuple[list[str], list[str]]:
+        """The client's shared history facts, computed once per (client, cut-off): a client's
+        candidates share them, and pandas selection costs ~20 ms a call."""
+        key = (client_id, before_ts)
+        if key not in self._facts:
+            if len(self._facts) >= 1024:
+                self._facts.clear()
+            before = None if before_ts is None else pd.Timestamp(int(before_ts), unit="s", tz="UTC")
+            history = self.dataset.client_history(client_id, before=before)
+            self._facts[key] = history_facts(history, self.items, self.cfg.max_fact_events)
+        facts, ids = self._facts[key]
+        return list(facts), list(ids)
+
     def layout(self, client_id: str, item_id: str, style: str, before_ts: int | None,
                related_event_ids: list[str], target: str | None = None,
                max_target_tokens: int | None = None, max_positions: int | None = None) -> Layout:
         """The prompt for one explanation. `before_ts` (unix s) limits the history facts to
         events strictly before it (training); None = the whole history (serving)."""
-        before = None if before_ts is None else pd.Timestamp(int(before_ts), unit="s", tz="UTC")
-        history = self.dataset.client_history(client_id, before=before)
-        facts, fact_ids = history_facts(history, self.items, self.cfg.max_fact_events)
+        facts, fact_ids = self._history_facts(client_id, before_ts)
         # related facts go last in the history: before the soft prompts, so training computes
         # them without autograd; a related event already listed moves down with its detail
         related = [e for e in related_event_ids if e in self.events.index]
