@@ -1,8 +1,8 @@
 """Serving weights: llama.cpp serves the GGUF's own weights widened to f16.
 
 The shipped GGUF stores SmolLM2 as Q4_1. On the 2 CPU cores we target, llama.cpp's Q4_1 kernels
-prefill ~180 tok/s and a 5-sequence decode step takes ~50 ms; the same weights in f16 prefill
-~490 tok/s and take ~36 ms (benchmarks/results/llm_cpu.md). Widening loses nothing that matters:
+prefill ~230 tok/s and 5 parallel explanations of 48 tokens take ~3.0 s; the same weights in
+f16 prefill ~410 tok/s and take ~2.3 s (benchmarks/results/llm_cpu.md). Widening loses nothing that matters:
 every Q4_1 value (scale * q + min) is rounded once to f16 (relative error <= 2^-11), and f16
 activations replace Q4_1's 8-bit activation quantization, so serving sits closer to the float32
 transformers backbone that training uses (parity tests run on the served file). It is also why
