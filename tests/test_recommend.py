@@ -136,3 +136,21 @@ def test_rank_metrics_count_ties_half():
     scores = torch.tensor([[0.9, 0.5, 0.5, 0.1], [0.2, 0.8, 0.1, 0.3]])
     m = rank_metrics(scores, torch.tensor([1, 1]), ks=(1, 2))
     assert m["HR@1"] == 0.5 and m["HR@2"] == 1.0  # ranks 1.5 (one above, one tie) and 0
+
+
+def test_sample_extras_separate_pieces_met_for_the_first_time():
+    from seller.bench.rec import last_n_out, target_groups
+    ds = planted_dataset(n_clients=1, length=3)
+    ds.items["one_of_a_kind"] = ds.items["item_id"].isin(["I01", "I02"])
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    walk = ["I03", "I04", "I01", "I02", "I01"]  # the last I01 repeats an earlier try-on
+    ev = pd.DataFrame([("C000", item, "view", "online", t0 + pd.Timedelta(days=d))
+                       for d, item in enumerate(walk)], columns=[c.name for c in EVENT_COLUMNS])
+    ev["event_id"] = [f"e{i}" for i in range(len(ev))]
+    ds = Dataset(ds.items, ds.clients, ev, name="walk")
+    targets = last_n_out(build_sequences(ds), 2).test
+    assert [ds.items["item_id"][t.item] for t in targets] == ["I02", "I01"]
+    groups, _ = target_groups(ds, targets)
+    assert groups["one_of_a_kind"].tolist() == [True, True]
+    assert groups["one_of_a_kind_first_seen"].tolist() == [True, False]
+    assert groups["all"].tolist() == [True, True]
