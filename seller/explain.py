@@ -109,7 +109,7 @@ class Explainer:
         dataset = dataset if dataset is not None else load_dataset(cfg.data)
         rec = Recommender.from_pretrained(directory / "recommender", dataset)
         llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=2048, n_threads=n_threads,
-                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max)
+                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=_lora_file(directory))
         adapter = from_pretrained(directory / "adapter", n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
         from seller.train import recommender_digest
         want, have = adapter.meta.get("recommender_sha256"), recommender_digest(directory / "recommender")
@@ -188,6 +188,18 @@ class Explainer:
 
     def close(self) -> None:
         self.llm.close()
+
+
+def _lora_file(directory: Path) -> Path | None:
+    """The GGUF LoRA a model trained with LoRA ships (None without LoRA)."""
+    from seller.train import LORA_GGUF
+    folder = directory / "lora"
+    if not folder.is_dir():
+        return None
+    if not (folder / LORA_GGUF).is_file():
+        raise FileNotFoundError(f"{folder} holds a LoRA but no {LORA_GGUF} for llama.cpp; retrain "
+                                f"(seller train writes both) or serve a model trained without LoRA")
+    return folder / LORA_GGUF
 
 
 def _resolve(directory) -> Path:

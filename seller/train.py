@@ -24,6 +24,7 @@ from pathlib import Path
 
 from seller.config import Config, ConfigError, load_config
 
+LORA_GGUF = "adapter.gguf"  # in <model>/lora/, beside peft's files: what serving loads
 INIT_PHRASE = " client history taste pieces style occasion detail explain"  # soft-prompt init tokens
 
 
@@ -250,7 +251,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
         if d.main:
             val = _validate(parts["val"][: tc.max_val_samples], pipe, adapter, bb, cfg)
             history["val_ce"].append(val)
-            gens = _sample_generations(parts["val"], pipe, adapter, cfg, log)
+            gens = _sample_generations(parts["val"], pipe, adapter, cfg, log, bb.model if lora_params else None)
             history["samples"].append(gens)
             log(f"epoch {epoch + 1}: train CE {running:.3f}  val CE {val:.3f}  step {step}")
             log_f.write(json.dumps({"epoch": epoch + 1, "val_ce": val, "samples": gens}) + "\n")
@@ -385,16 +386,32 @@ def _validate(examples, pipe, adapter, bb, cfg: Config) -> float:
 _LLM = {}
 
 
-def _sample_generations(examples, pipe, adapter, cfg: Config, log) -> list[dict]:
-    """A few held-out explanations decoded by llama.cpp exactly as serving does."""
-    import torch
-    from seller.llm.runtime import SoftPromptLLM
+def _sample_generations(examples, pipe, adapter, cfg: Config, log, lora_model=None) -> list[dict]:
+    """A few held-out explanations decoded by llama.cpp exactly as serving does; with LoRA
+    (`lora_model`: the peft-wrapped backbone) its current weights are served too."""
+    import tempfile
     n = min(cfg.train.n_sample_generations, len(examples))
     if n == 0:
         return []
-    if "llm" not in _LLM:
+    if lora_model is None:
+        return _generate_samples(examples, n, pipe, adapter, cfg, log, _serving_llm(cfg))
+    from seller.llm.lora import write_gguf_lora
+    from seller.llm.runtime import SoftPromptLLM
+    with tempfile.TemporaryDirectory() as tmp:
+        lora = write_gguf_lora(lora_model, Path(tmp) / "lora.gguf")
+        with SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads, lora=lora) as llm:
+            return _generate_samples(examples, n, pipe, adapter, cfg, log, llm)
+
+
+def _serving_llm(cfg: Config):
+    from seller.llm.runtime import SoftPromptLLM
+    if "llm" not in _LLM:  # loaded once per process: every epoch decodes its samples with it
         _LLM["llm"] = SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads)
-    llm = _LLM["llm"]
+    return _LLM["llm"]
+
+
+def _generate_samples(examples, n, pipe, adapter, cfg: Config, log, llm) -> list[dict]:
+    import torch
     picks = [examples[i] for i in range(0, len(examples), max(1, len(examples) // n))][:n]
     adapter.eval()
     outs = []
@@ -471,7 +488,9 @@ def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_se
         "model_version": version, "llm": {"gguf": Path(bb.path).name, "n_embd": bb.n_embd},
         "recommender_sha256": recommender_digest(rec_dir)})  # the encoders these soft prompts were fitted to
     if lora_params:
+        from seller.llm.lora import write_gguf_lora
         bb.model.save_pretrained(out / "lora")  # peft writes only the LoRA weights, apart from the base
+        write_gguf_lora(bb.model, out / "lora" / LORA_GGUF)  # the same weights for llama.cpp
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     (out / "split.json").write_text(json.dumps(split, indent=1))
     ce = history["train_ce"]

@@ -15,6 +15,7 @@ import torch
 from seller.llm import resolve_gguf
 from seller.llm.backbone import TorchBackbone
 from seller.llm.layout import Layout, Segment, build_layout
+from seller.llm.lora import rope_permute
 from seller.llm.runtime import SoftPromptLLM
 from seller.llm.sampling import GREEDY
 from seller.llm.weights import serving_gguf
@@ -22,11 +23,6 @@ from seller.llm.weights import serving_gguf
 HISTORY = ["2024-01-03 viewed: silk scarf, navy, Maison A",
            "2024-02-11 tried on: leather loafers, black, Maison B",
            "2024-03-20 purchased: cashmere coat, camel, Maison A"]
-
-
-def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
-    """HF's rotate-half q/k layout -> llama.cpp's interleaved RoPE layout (as convert_hf_to_gguf)."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def read_tokenizer_kv(path) -> dict:
@@ -114,8 +110,8 @@ def write_tiny_llama(path, source_gguf, seed: int = 0) -> None:
     for i in range(n_layer):
         p = f"model.layers.{i}."
         w.add_tensor(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"])
-        w.add_tensor(f"blk.{i}.attn_q.weight", _permute(sd[p + "self_attn.q_proj.weight"], n_head))
-        w.add_tensor(f"blk.{i}.attn_k.weight", _permute(sd[p + "self_attn.k_proj.weight"], n_kv))
+        w.add_tensor(f"blk.{i}.attn_q.weight", rope_permute(sd[p + "self_attn.q_proj.weight"], n_head))
+        w.add_tensor(f"blk.{i}.attn_k.weight", rope_permute(sd[p + "self_attn.k_proj.weight"], n_kv))
         w.add_tensor(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
         w.add_tensor(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
         w.add_tensor(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])

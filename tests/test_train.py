@@ -2,6 +2,7 @@
 prefix-cached loss against the backbone's own loss, a tiny run whose loss falls, and DDP parity."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -146,3 +147,40 @@ def test_two_process_ddp_gradient_equals_one_process(tmp_path):
     assert one.keys() == two.keys() and len(one) > 5
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-7, msg=name)
+
+
+@needs_recommender
+def test_lora_run_is_served_with_its_lora(tmp_path):
+    """LoRA on: peft weights saved apart from the base, the same weights as a GGUF LoRA, and the
+    explainer (and the epoch's sample generations) decode through llama.cpp with it applied."""
+    import numpy as np
+
+    from seller.explain import Explainer
+    from seller.train import train
+
+    cfg = load_config(TINY)
+    cfg.train.out_dir = str(tmp_path / "lora-run")
+    # one step: with LoRA the whole LLM runs backward (no cached prefix), ~15 s a batch here
+    cfg.train.epochs, cfg.train.max_steps, cfg.train.n_sample_generations = 1, 1, 1
+    cfg.llm.lora.enabled = True
+    metrics = train(cfg, log=lambda *a: None)
+    folder = tmp_path / "lora-run" / "lora"
+    assert (folder / "adapter_model.safetensors").is_file() and (folder / "adapter.gguf").is_file()
+    epochs = [json.loads(line) for line in (tmp_path / "lora-run" / "train_log.jsonl").read_text().splitlines()]
+    sample = [e for e in epochs if "samples" in e][-1]["samples"][0]  # decoded with the LoRA
+    assert sample["text"]
+    ex = Explainer.from_pretrained(tmp_path / "lora-run")
+    try:
+        assert ex.llm.lora_path == folder / "adapter.gguf"
+        client = sample["client_id"]
+        item = ex.recommend(client, k=1)[0].item_id
+        layout, soft, _, _ = ex._prepare(client, [item], "feature")[0]
+        with_lora = ex.llm.last_logits(layout, soft)
+    finally:
+        ex.close()
+    from seller.llm.runtime import SoftPromptLLM
+    with SoftPromptLLM(n_ctx=2048, n_threads=2, n_seq_max=1) as base:
+        assert not np.allclose(base.last_logits(layout, soft), with_lora, atol=1e-3)
+    (folder / "adapter.gguf").unlink()
+    with pytest.raises(FileNotFoundError, match="adapter.gguf"):
+        Explainer.from_pretrained(tmp_path / "lora-run")

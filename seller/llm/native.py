@@ -189,6 +189,29 @@ class Context(Handle):
     def seq_cp(self, src: int, dst: int) -> None:
         lib().llama_memory_seq_cp(self.memory, src, dst, -1, -1)
 
+    def use_lora(self, adapter: "LoraAdapter", scale: float = 1.0) -> None:
+        L = lib()
+        rc = L.llama_set_adapters_lora(self._ptr, (L.llama_adapter_lora_p_ctypes * 1)(adapter._ptr), 1,
+                                       (ctypes.c_float * 1)(scale))
+        if rc != 0:
+            raise RuntimeError(f"llama.cpp could not apply the LoRA {adapter.path} (code {rc})")
+
+
+class LoraAdapter(Handle):
+    """`llama_adapter_lora*`: a GGUF LoRA loaded on top of one model's weights."""
+
+    def __init__(self, model: Model, path: Path):
+        self.model, self.path = model, Path(path)  # the model must outlive its adapter
+        if not self.path.is_file():
+            raise FileNotFoundError(f"LoRA adapter {self.path} not found")
+        self._ptr = lib().llama_adapter_lora_init(model._ptr, str(self.path).encode())
+        if not self._ptr:
+            raise RuntimeError(f"llama.cpp could not load {self.path} as a LoRA for {model.path} "
+                               "(not a GGUF LoRA, or trained for another model)")
+
+    def _free(self) -> None:
+        lib().llama_adapter_lora_free(self._ptr)
+
 
 class Batch(Handle):
     """`llama_batch`: up to `capacity` positions of either token ids or embeddings (never both

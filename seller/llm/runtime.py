@@ -27,7 +27,7 @@ import numpy as np
 
 from seller.llm import resolve_gguf
 from seller.llm.layout import Layout
-from seller.llm.native import Batch, Closeable, Context, Model, Sampler, lib
+from seller.llm.native import Batch, Closeable, Context, LoraAdapter, Model, Sampler, lib
 from seller.llm.sampling import SamplingParams, StopMatcher
 from seller.llm.tokenizer import Detokenizer, Tokenizer
 from seller.llm.weights import serving_gguf
@@ -78,14 +78,15 @@ class SoftPromptLLM(Closeable):
     (default: all cores); n_gpu_layers: 0 = CPU, -1 = all layers on GPU (CUDA build needed);
     n_seq_max: most sequences `generate_many` runs at once; n_batch: positions per decode call;
     weights: "f16" serves the GGUF's weights widened to f16 (faster on CPU, closer to training;
-    see seller.llm.weights), "as-is" serves the file's own quantization.
+    see seller.llm.weights), "as-is" serves the file's own quantization; lora: a GGUF LoRA
+    adapter applied on top (one trained with the adapter, see seller.llm.lora).
     `path` is the GGUF given (or resolved); `served_path` the file llama.cpp loaded.
     Not thread-safe by design; calls are serialised by a lock. Use `with` or `close()`.
     """
 
     def __init__(self, gguf_path: str | Path | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_seq_max: int = 8,
-                 n_batch: int = 512, weights: str = "f16"):
+                 n_batch: int = 512, weights: str = "f16", lora: str | Path | None = None):
         if not (1 <= n_seq_max <= n_batch and n_ctx >= 16):
             raise ValueError(f"need 1 <= n_seq_max <= n_batch and n_ctx >= 16; got "
                              f"n_seq_max={n_seq_max}, n_batch={n_batch}, n_ctx={n_ctx}")
@@ -101,6 +102,10 @@ class SoftPromptLLM(Closeable):
         self._ctx = Context(self._model, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=n_seq_max,
                             n_threads=n_threads or os.cpu_count() or 1)
         self.n_ctx = self._ctx.n_ctx
+        self.lora_path = Path(lora) if lora else None
+        self._lora = LoraAdapter(self._model, self.lora_path) if lora else None
+        if self._lora is not None:
+            self._ctx.use_lora(self._lora)
         self._tokens = Batch(n_batch)
         self._embds = Batch(n_batch, n_embd=self.n_embd)
         self._lock = threading.Lock()
@@ -109,7 +114,7 @@ class SoftPromptLLM(Closeable):
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
-        for h in ("_tokens", "_embds", "_ctx", "_model"):  # context before the model it uses
+        for h in ("_tokens", "_embds", "_ctx", "_lora", "_model"):  # all before the model they use
             if getattr(self, h, None) is not None:
                 getattr(self, h).close()
 
