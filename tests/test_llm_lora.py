@@ -3,20 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from seller.llm import resolve_gguf
-from seller.llm.backbone import TorchBackbone
 from seller.llm.lora import lora_tensors, write_gguf_lora
 from seller.llm.runtime import SoftPromptLLM
-from test_llm_parity import _parity_layout, _soft, write_tiny_llama
+from test_llm_parity import _parity_layout, _soft, tiny_llama
 
 
 @pytest.fixture(scope="module")
 def tiny_lora(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     tmp = tmp_path_factory.mktemp("lora")
-    path = tmp / "tiny-llama.gguf"
-    write_tiny_llama(path, resolve_gguf())
-    bb = TorchBackbone.from_gguf(path, cache_dir=tmp / "cache")
+    path, bb = tiny_llama(tmp)
     bb.model = get_peft_model(bb.model, LoraConfig(
         r=4, lora_alpha=8, lora_dropout=0.0,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))

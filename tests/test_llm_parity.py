@@ -170,12 +170,17 @@ def _check_parity(bb: TorchBackbone, llm: SoftPromptLLM, n_greedy: int = 16,
     return ids, cos
 
 
+def tiny_llama(tmp) -> tuple:
+    """(path, transformers backbone) of a tiny random Llama written under `tmp`."""
+    path = tmp / "tiny-llama.gguf"
+    write_tiny_llama(path, resolve_gguf())
+    return path, TorchBackbone.from_gguf(path, cache_dir=tmp / "cache")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny")
-    path = tmp / "tiny-llama.gguf"
-    write_tiny_llama(path, resolve_gguf())
-    bb = TorchBackbone.from_gguf(path, cache_dir=tmp / "cache")
+    path, bb = tiny_llama(tmp)
     # the tiny model is written in float32: served as written (f16 is checked on the real one)
     with SoftPromptLLM(path, n_ctx=512, n_threads=1, n_seq_max=2, weights="as-is") as llm:
         yield bb, llm, path, tmp
