@@ -103,7 +103,7 @@ def test_vote_is_stored_and_counted(env, sample):
         pytest.skip(f"explanations need the trained model: {notices(at)}")
     ups = [b for b in at.button if str(b.key).startswith("up-")]
     assert len(ups) == 5
-    item_id = ups[0].key.removeprefix("up-")
+    item_id = ups[0].key.removeprefix(f"up-{client_id}-")
     ups[0].click().run()
     assert not at.exception, at.exception
     with sqlite3.connect(env / "feedback.db") as conn:
@@ -117,7 +117,7 @@ def test_vote_is_stored_and_counted(env, sample):
     name = sample.clients.set_index("client_id").loc[client_id, "display_name"]
     assert name not in " ".join(map(str, rows[0]))  # ids only, never the client's name
 
-    at.button(key=f"down-{item_id}").click().run()  # a changed mind updates the same row
+    at.button(key=f"down-{client_id}-{item_id}").click().run()  # a changed mind updates the same row
     with sqlite3.connect(env / "feedback.db") as conn:
         assert conn.execute("SELECT count(*), min(vote) FROM feedback").fetchone() == (1, -1)
 

@@ -102,12 +102,13 @@ def test_select_client_vote_and_screenshot(server):
             if os.environ.get("SELLER_SCREENSHOT_DIR"):
                 shutil.copy(tmp / "clienteling_no_model.png", os.environ["SELLER_SCREENSHOT_DIR"])
             pytest.skip("explanation model not installed (models/sample): page rendered, nothing to vote on")
-        up = page.locator("[class*='st-key-up-'] button").first
-        up.wait_for(timeout=600_000)  # the cards' explanations are written (2 shared cores: be patient)
-        key = next(c for c in page.locator("[class*='st-key-up-']").first.get_attribute("class").split()
-                   if c.startswith("st-key-up-"))
-        item_id = key.removeprefix("st-key-up-")
-        up.click()
+        # this client's vote buttons (keyed by client: a stale card of the previous one never matches)
+        mine = f"st-key-up-{client.name}-"
+        page.locator(f"[class*='{mine}'] button").first.wait_for(timeout=600_000)  # explanations written
+        key = next(c for c in page.locator(f"[class*='{mine}']").first.get_attribute("class").split()
+                   if c.startswith(mine))
+        item_id = key.removeprefix(mine)
+        page.locator(f".{key} button").first.click()  # the DOM can hold the widget twice mid-rerun
         deadline = time.monotonic() + 30
         while not db_rows(tmp / "feedback.db") and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -175,10 +175,12 @@ for rec in recs:
                     style=style, variant=variant, explanation=exp.text, model_version=exp.model_version,
                     latency_ms=1000 * exp.latency_s if exp.latency_s is not None else None)
         up, down, _ = slot.columns([1, 1, 8])
-        up.button("", icon=":material/thumb_up:", key=f"up-{rec.item_id}", help="Helpful explanation",
+        # keyed by client too: while a newly picked client's page runs, the previous client's
+        # cards are still on screen, and their buttons must never pass for the new client's
+        up.button("", icon=":material/thumb_up:", key=f"up-{client_id}-{rec.item_id}", help="Helpful explanation",
                   type="primary" if current == 1 else "secondary", disabled=store.value is None,
                   on_click=cast, args=(Vote(**vote, vote=1),))
-        down.button("", icon=":material/thumb_down:", key=f"down-{rec.item_id}",
+        down.button("", icon=":material/thumb_down:", key=f"down-{client_id}-{rec.item_id}",
                     help="Unhelpful explanation", type="primary" if current == -1 else "secondary",
                     disabled=store.value is None, on_click=cast, args=(Vote(**vote, vote=-1),))
 
