@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +34,20 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def replace_atomically(target: Path):
+    """Yield a temporary path beside `target`; when the block succeeds it is renamed over
+    `target`, otherwise deleted, so a reader never sees a half-written file."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # ".tmp" suffix: a reader globbing "*.npz" / "*.gguf" in the folder never picks it up
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

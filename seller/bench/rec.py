@@ -12,8 +12,9 @@ score_ms_per_user (one client at a time, encoder + full-catalog product + top-10
 the same latency on a 12k-item and a generated 200k-item catalog.
 
 Sample data adds `extras`: ours vs ID-only on test targets that are one-of-a-kind (also: only
-those the client meets for the first time) or newly launched items, and a shuffled-order control (ours trained and tested on histories whose event
-order is randomly permuted per client: if order carries no signal it would match ours).
+those the client meets for the first time) or newly launched items, and a shuffled-order
+control (ours trained and tested on histories whose event order is randomly permuted per
+client: if order carries no signal it would match ours).
 Results: JSON (shape in the issue) + a markdown table next to it.
 """
 from __future__ import annotations

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seller.paths import replace_atomically
+
 TEXT_DIM = 384
 
 
@@ -79,10 +81,8 @@ def embed_texts(texts: list[str], use_cache: bool = True) -> np.ndarray:
         if use_cache:
             directory.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha256("".join(new).encode()).hexdigest()[:16]
-            tmp = directory / f".{name}.{os.getpid()}.tmp"  # atomic: no half-written shard is read
-            with open(tmp, "wb") as f:
+            with replace_atomically(directory / f"{name}.npz") as tmp, open(tmp, "wb") as f:
                 np.savez(f, keys=np.array(list(new)), vectors=np.stack(list(new.values())))
-            os.replace(tmp, directory / f"{name}.npz")
     if not texts:
         return np.zeros((0, TEXT_DIM), dtype=np.float32)
     return np.stack([cached[k] for k in keys]).astype(np.float32)

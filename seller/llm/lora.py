@@ -14,12 +14,12 @@ written in float32: a LoRA of a 135M model is a few MB.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from seller.paths import replace_atomically
 
 GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
               "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
@@ -63,11 +63,8 @@ def write_gguf_lora(peft_model, path: str | Path) -> Path:
     tensors = lora_tensors(peft_model.state_dict(), n_head=base_cfg.num_attention_heads,
                            n_head_kv=base_cfg.num_key_value_heads)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".gguf")
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, "llama")
+    with replace_atomically(path) as tmp:
+        w = gguf.GGUFWriter(str(tmp), "llama")
         w.add_type("adapter")
         w.add_string("adapter.type", "lora")
         w.add_float32("adapter.lora.alpha", float(cfg.lora_alpha))
@@ -77,8 +74,4 @@ def write_gguf_lora(peft_model, path: str | Path) -> Path:
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
