@@ -90,7 +90,7 @@ class LoraConfig:
 @dataclass
 class LLMConfig:
     gguf: str = ""  # "" = SELLER_GGUF or the bundled SmolLM2-135M-Instruct
-    max_target_tokens: int = 64  # references are clipped here (sample texts: 18-45 words, ~55 tokens)
+    max_target_tokens: int = 64  # references are clipped here, and serving stops here
     n_threads: int = 2  # llama.cpp threads for sample generations
     lora: LoraConfig = field(default_factory=LoraConfig)
 

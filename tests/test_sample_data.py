@@ -142,7 +142,8 @@ def test_explanations_cite_real_earlier_events_of_the_same_client(data):
         assert target["event_type"] in ("wishlist", "try_on", "purchase")
         assert driven[r["target_event_id"]]["intent"] == r["intent"]
         assert r["style"] in EXPLANATION_STYLES
-        assert item[r["item_id"]]["name"] in r["text"]
+        sub = item[r["item_id"]]["subcategory"]
+        assert re.search(rf"\b[Tt]his (pair of )?{re.escape(sub)}\b", r["text"]), (r["text"], sub)
         cited = r["cited_event_ids"].split(";")
         assert cited and r["cited_item_ids"].split(";") == [event[c]["item_id"] for c in cited]
         for c in cited:

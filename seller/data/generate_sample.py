@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from seller.data.sample_catalog import (ACCESSORIES, COLLECTIONS, COLD_START, HORIZON, MAISONS, Client, Item,
-                                        build_clients, build_items, style_word, the)
+                                        build_clients, build_items, style_word, this)
 from seller.data.sample_phrasing import MAX_WORDS, MIN_WORDS, OCCASIONS, cite, compose, season_word
 from seller.data.schema import CLIENT_COLUMNS, EVENT_COLUMNS, EXPLANATION_STYLES, ITEM_COLUMNS
 
@@ -347,7 +347,7 @@ def build_history(rng: random.Random, client: Client, items: list[Item], sold: s
 
 def explanations(rng: random.Random, h: History) -> list[dict]:
     """Three reference texts per intent target, citing its anchor (and support) event."""
-    rows = []
+    rows, seen = [], set()  # two targets of one kind after the same event could get one text
     for ep in h.episodes:
         for item, evs, a, b in ep.targets:
             strong = [e for e in evs if e.event_type in STRONG]
@@ -359,8 +359,12 @@ def explanations(rng: random.Random, h: History) -> list[dict]:
                 continue
             texts = []
             for style in EXPLANATION_STYLES:
-                slots = _slots(rng, ep, item, target, a, b)
-                text, core = compose(rng, style, ep.intent, slots, b is not None)
+                for _ in range(10):
+                    slots = _slots(rng, ep, item, target, a, b)
+                    text, core = compose(rng, style, ep.intent, slots, b is not None)
+                    if text not in seen:
+                        break
+                seen.add(text)
                 cited = [a] + ([b] if b is not None and ("{B}" in core or "{and_B}" in core) else [])
                 texts.append((style, text, cited))
             if not all(MIN_WORDS <= len(text.split()) <= MAX_WORDS for _, text, _ in texts):
@@ -387,7 +391,7 @@ def _slots(rng: random.Random, ep: Episode, item: Item, target: Ev, a: Ev, b: Ev
     tstyle = style_word(item.style_level)
     occ, mood = OCCASIONS[ep.context.get("occasion", "season change")]
     astyle = style_word(anchor_item.style_level)
-    slots = {"T": the(item), "A": cite(rng, a.item, a.event_type, a.ts), "Ac": cite(rng, a.item, a.event_type, a.ts, True),
+    slots = {"T": this(item), "A": cite(rng, a.item, a.event_type, a.ts), "Ac": cite(rng, a.item, a.event_type, a.ts, True),
              "B": cite(rng, b.item, b.event_type, b.ts, compact=True) if b else "",
              "and_B": (" and " + cite(rng, b.item, b.event_type, b.ts, compact=True)) if b else "",
              "match_long": "the same" + matched[3:], "match_the": matched, "match_short": short,

@@ -133,6 +133,12 @@ def the(item: Item) -> str:
     return f"the pair of {item.name}" if item.subcategory in PLURAL else f"the {item.name}"
 
 
+def this(item: Item) -> str:
+    """'this <subcategory>': how a text names the item it recommends. The card above the text
+    already shows the full name, so the text spends its words on the client's history instead."""
+    return f"this pair of {item.subcategory}" if item.subcategory in PLURAL else f"this {item.subcategory}"
+
+
 def style_word(level: float) -> str:
     return "classic" if level < 0.3 else "contemporary" if level < 0.7 else "avant-garde"
 
