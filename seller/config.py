@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 STYLES = ("feature", "style", "occasion")  # same order as seller.data.schema.EXPLANATION_STYLES
 
@@ -189,8 +189,12 @@ def config_from_dict(table: dict, source: str = "<dict>") -> Config:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read a TOML file into a `Config`; every error names the file and the key."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a TOML file into a `Config`; every error names the file and the key.
+
+    overrides: "section.key=value" strings applied on top of the file (value as a TOML literal,
+    else a plain string), e.g. ["adapter.kind=dense", "train.max_steps=120"]: an ablation is its
+    base config plus what it changes, with no second copy of the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -198,4 +202,24 @@ def load_config(path: str | Path) -> Config:
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return config_from_dict(table, str(path))
+    source = str(path)
+    for item in overrides:
+        _override(table, item)
+        source = f"{path} with --set"
+    return config_from_dict(table, source)
+
+
+def _override(table: dict, item: str) -> None:
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. adapter.kind=dense")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words: adapter.kind=dense
+    for part in parts[:-1]:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {item!r}: {part} is a value, not a [section]")
+    table[parts[-1]] = value

@@ -33,12 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="override train.out_dir")
     parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.pt")
     parser.add_argument("--max-steps", type=int, help="override train.max_steps")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                        help="override one config value (repeatable), e.g. --set adapter.kind=dense")
     parser.add_argument("--grad-dump", help=argparse.SUPPRESS)  # test hook: save the first averaged gradient
 
 
 def run(args) -> int:
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"error: {e}")
         return 2

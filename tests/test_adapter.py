@@ -162,6 +162,22 @@ def test_config_errors_name_the_key(tmp_path):
     assert config_from_dict({"train": {"lr": 1}}).train.lr == 1.0  # ints widen to floats
 
 
+def test_config_overrides_change_one_value_and_name_bad_keys(tmp_path):
+    p = tmp_path / "base.toml"
+    p.write_text('[adapter]\nkind = "moe"\n[train]\nmax_steps = 430\n')
+    cfg = load_config(p, ["adapter.kind=dense", "train.max_steps=120", "train.max_minutes=9.5"])
+    assert (cfg.adapter.kind, cfg.train.max_steps, cfg.train.max_minutes) == ("dense", 120, 9.5)
+    assert load_config(p).adapter.kind == "moe"  # the file itself is untouched
+    with pytest.raises(ConfigError, match=r"base\.toml with --set: unknown key adapter\.n_expert\b"):
+        load_config(p, ["adapter.n_expert=4"])
+    with pytest.raises(ConfigError, match=r"train\.max_steps: expected int, got str"):
+        load_config(p, ["train.max_steps=many"])
+    with pytest.raises(ConfigError, match=r"expected SECTION\.KEY=VALUE"):
+        load_config(p, ["adapter.kind"])
+    with pytest.raises(ConfigError, match=r"kind is a value, not a \[section\]"):
+        load_config(p, ["adapter.kind.x=1"])
+
+
 def test_shipped_configs_load():
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "configs"
