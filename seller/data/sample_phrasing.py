@@ -154,7 +154,7 @@ def compose(rng: random.Random, style: str, intent: str, slots: dict[str, str], 
         template = rng.choice(pool)
         core = template.format(**slots)
         opener = rng.choice(OPENERS[style]) if rng.random() < 0.4 else ""
-        closer = rng.choice(CLOSERS[style]) if rng.random() < 0.25 else ""
+        closer = rng.choice(CLOSERS[style]) if rng.random() < 0.1 else ""
         text = (opener + " " + core[0].lower() + core[1:]) if opener else core[0].upper() + core[1:]
         if closer:
             text += " " + closer
