@@ -202,11 +202,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    source = str(path)
     for item in overrides:
         _override(table, item)
-        source = f"{path} with --set"
-    return config_from_dict(table, source)
+    return config_from_dict(table, f"{path} with --set" if overrides else str(path))
 
 
 def _override(table: dict, item: str) -> None:
