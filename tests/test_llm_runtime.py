@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seller.llm.layout import build_layout
-from seller.llm.runtime import SoftPromptLLM
+from seller.llm.runtime import SoftPromptLLM, draft
 from seller.llm.sampling import GREEDY, SamplingParams
 
 HISTORY = ["2024-01-03 viewed: silk scarf, navy, Maison A",
@@ -131,3 +131,71 @@ def test_close_is_idempotent():
     m = SoftPromptLLM(n_ctx=64, n_threads=1, n_seq_max=1)
     m.close()
     m.close()
+
+
+def test_draft_guesses_what_followed_the_longest_earlier_ngram():
+    assert draft([1, 2, 3, 4, 5, 9, 2, 3], 2) == [4, 5]
+    assert draft([1, 2, 3, 4, 5, 9, 2, 3], 0) == []
+    assert draft([1, 2, 3, 4], 3) == []  # nothing repeats
+    # "7 8 9" (followed by 1) beats the later, shorter "8 9" (followed by 2)
+    assert draft([7, 8, 9, 1, 0, 8, 9, 2, 7, 8, 9], 1) == [1]
+    # the latest occurrence of the n-gram wins
+    assert draft([5, 6, 1, 5, 6, 2, 5, 6], 1) == [2]
+    # a soft-prompt position (None) ends a guess and never matches
+    assert draft([5, 6, 7, None, 5, 6], 3) == [7]
+    assert draft([None, None, 4, None, None], 2) == []
+
+
+def test_guesses_change_the_decode_calls_not_the_text(llm):
+    """Prompt lookup is exact under greedy sampling (with the default repeat penalty): the
+    same texts come out with and without guesses, in fewer decode calls when the model copies
+    from its prompt (here: history lines it repeats)."""
+    layouts = [build_layout(llm.tokenizer, instruction="Repeat the client history word for word.",
+                            history=HISTORY, item=i, n_soft=0) for i in ITEMS[:3]]
+    served = llm.draft_tokens
+    runs = {}
+    try:
+        for drafts in (0, 3):
+            llm.draft_tokens = drafts
+            texts = llm.generate_many(layouts, None, max_tokens=40)
+            runs[drafts] = (texts, llm.last_run.n_steps, llm.last_run.n_generated)
+            streamed = list(llm.stream_many(layouts, None, max_tokens=40))
+            assert ["".join(p for i, p in streamed if i == k) for k in range(3)] == texts
+    finally:
+        llm.draft_tokens = served
+    (plain, plain_steps, plain_n), (guessed, guessed_steps, guessed_n) = runs[0], runs[3]
+    assert guessed == plain and guessed_n == plain_n
+    # one token per call (the first comes from the prefill; a capped one is never decoded)...
+    assert max(plain_n) > 10 and plain_steps in (max(plain_n) - 1, max(plain_n))
+    assert guessed_steps < 0.8 * plain_steps  # ...and several per call with guesses
+    sampled = SamplingParams(temperature=0.8)  # guesses are for greedy only
+    llm.generate_many(layouts, None, max_tokens=12, sampling=sampled)
+    assert llm.last_run.n_steps in (max(llm.last_run.n_generated) - 1, max(llm.last_run.n_generated))
+
+
+def test_draft_tokens_must_fit_the_batch():
+    with pytest.raises(ValueError, match="draft_tokens"):
+        SoftPromptLLM(n_ctx=256, n_threads=1, n_seq_max=4, n_batch=16, draft_tokens=4)
+
+
+def test_a_sequence_borrows_all_it_shares_with_the_first(llm):
+    """Cards that cite the same event as the first card reuse its cells beyond the prefix all
+    cards share; the text is the one each layout gets alone."""
+    layouts = [_layout(llm, item=ITEMS[0]), _layout(llm, item=ITEMS[1]),
+               _layout(llm, item=ITEMS[2], history=HISTORY[:2])]
+    softs = [_soft(llm, seed=k) for k in range(3)]
+    many = llm.generate_many(layouts, softs, max_tokens=16, sampling=GREEDY)
+    run = llm.last_run
+    alone = [llm.generate(l, s, max_tokens=16, sampling=GREEDY) for l, s in zip(layouts, softs)]
+    assert many == alone
+    keys = [list(_seq_keys(l)) for l in layouts]
+    common01 = next(i for i, (a, b) in enumerate(zip(keys[0], keys[1])) if a != b)
+    assert common01 > run.n_shared  # layout 1 shares the whole history with layout 0, layout 2 does not
+    assert run.n_own[1] == run.n_prompt[1] - common01
+    assert run.n_own[2] == run.n_prompt[2] - run.n_shared
+
+
+def _seq_keys(layout):
+    """Token ids; a soft-prompt position never equals another layout's (other vectors)."""
+    for seg in layout.segments:
+        yield from (seg.ids if seg.kind != "soft" else [object() for _ in range(seg.n_soft)])

@@ -59,7 +59,8 @@ if bench.is_file():
     result = json.loads(bench.read_text())
     st.caption(f"`seller bench app` ({result['model_version']}, {result['threads']} threads, "
                f"{len(result['clients'])} clients): first words {result['first_words_s']['median']:.2f} s, "
-               f"all {result['k']} cards {result['all_s']['median']:.2f} s (medians; targets "
+               f"all {result['k']} cards {result['all_s']['median']:.2f} s (medians, prompt-lookup "
+               f"guesses on; targets "
                f"{result['targets']['first_words_s']} s and {result['targets']['all_s']} s).")
 
 if explainer.value is not None and st.button("Measure now", icon=":material/speed:"):

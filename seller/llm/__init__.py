@@ -46,9 +46,11 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
 
     from seller.llm.runtime import SoftPromptLLM              # serving (llama.cpp)
     with SoftPromptLLM(gguf_path=None, n_ctx=2048, n_threads=None, n_gpu_layers=0,
-                       n_seq_max=8, n_batch=512, weights="f16") as llm:
+                       n_seq_max=8, n_batch=512, weights="f16", lora=None,
+                       draft_tokens=3) as llm:
         weights: "f16" serves the GGUF's weights widened once to f16 (seller.llm.weights:
         ~2.5x faster prefill on CPU, logits within ~0.03 of training's), "as-is" the file.
+        lora: a GGUF LoRA adapter (seller.llm.lora) applied on top of the weights.
         llm.n_embd; llm.n_ctx; llm.n_seq_max; llm.tokenizer; llm.tokenize(text) -> list[int]
         llm.generate(layout, soft_prompts [P, d] | None, *, max_tokens=64,
                      sampling=SamplingParams(), stop=()) -> str
@@ -59,8 +61,11 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
         llm.stream_many(layouts, soft_prompts, *, same keywords) -> Iterator[(index, piece)]
             the same, streamed; layout 0's first words come before the others' prefill.
         llm.last_logits(layout, soft_prompts) -> np.ndarray [V]  (parity checks; keeps a target)
-        llm.last_run: RunStats(n_prompt, n_shared, n_generated, first_token_s, total_s)
-            of the last completed call (latency figures for the app).
+        draft_tokens: under greedy sampling, up to this many prompt-lookup guesses per
+            sequence ride along each decode call and are kept while greedy agrees (same text,
+            fewer decode calls; 0 = off).
+        llm.last_run: RunStats(n_prompt, n_shared, n_reused, n_generated, first_token_s,
+            total_s, n_steps) of the last completed call (latency figures for the app).
         soft prompts: float32 array/tensor; width != n_embd or NaN/inf -> ValueError before
         decoding; prompt + max_tokens > n_ctx -> oldest history dropped with a warning.
 """

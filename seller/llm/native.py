@@ -186,8 +186,9 @@ class Context(Handle):
     def clear(self) -> None:
         lib().llama_memory_clear(self.memory, True)
 
-    def seq_cp(self, src: int, dst: int) -> None:
-        lib().llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+    def seq_cp(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
+        """Let sequence dst use src's cells at positions [p0, p1) (-1: open end)."""
+        lib().llama_memory_seq_cp(self.memory, src, dst, p0, p1)
 
     def use_lora(self, adapter: "LoraAdapter", scale: float = 1.0) -> None:
         L = lib()

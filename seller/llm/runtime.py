@@ -4,14 +4,23 @@
 batches (tokens, embeddings, tokens...) with continuous positions, then samples. The KV cache
 keeps the longest prefix the previous call left in it (the chat prefix; for the same client,
 its whole history), so only the rest is decoded again. `generate_many` / `stream_many` decode
-the prefix the layouts share once on sequence 0, copy it in the KV cache to the other
-sequences (`llama_memory_seq_cp`), prefill the first sequence's own tail (so its first words
-can be shown at once), then the other tails together, and then decode one token per live
-sequence per batch.
+the prefix the layouts share once on sequence 0, then the first sequence's own tail (so its
+first words can be shown at once); each other sequence gets a copy of every cell it shares
+with the first (`llama_memory_seq_cp`: the common prefix, and more when it cites the same
+event), then the other tails are prefilled together, and then one token per live sequence
+is decoded per batch.
 
-Parallel output equals one-at-a-time output under greedy decoding on the f16 serving weights
-(tested); on Q4_1 weights ("as-is") batch composition moves logits by up to 0.5 through 8-bit
-activation quantization and can flip greedy near-ties.
+Under greedy sampling each batch also carries up to `draft_tokens` guessed next tokens per
+sequence (prompt lookup: what followed the last n-gram where it occurred before in the
+sequence's own prompt or output; explanations copy item names and dates from their facts).
+The logits at each guess check it: tokens are accepted while the greedy choice equals the
+guess, the rest are dropped from the KV cache. The output is the one plain decoding gives; a
+sequence advances by up to 1 + draft_tokens tokens per batch.
+
+Parallel output equals one-at-a-time output, and output with guesses equals output without,
+under greedy decoding on the f16 serving weights (tested); on Q4_1 weights ("as-is") batch
+composition moves logits by up to 0.5 through 8-bit activation quantization and can flip
+greedy near-ties.
 """
 from __future__ import annotations
 
@@ -45,6 +54,8 @@ class RunStats:
     n_generated: tuple[int, ...]  # tokens sampled per sequence (end-of-turn excluded)
     first_token_s: float          # seconds from the call to the first sampled token
     total_s: float                # seconds for the whole call
+    n_steps: int = 0              # decode calls after the prefill (fewer than tokens: guesses)
+    n_own: tuple[int, ...] = ()   # prompt positions each sequence decoded itself (its tail)
 
 
 @dataclass
@@ -61,6 +72,13 @@ class _Seq:
             out += data.tolist() if kind == "tokens" else [row.tobytes() for row in data]
         return out
 
+    def lookup_tokens(self) -> list:
+        """The prompt's token ids, None at soft-prompt positions (for prompt lookup)."""
+        out = []
+        for kind, data, _ in self.runs:
+            out += data.tolist() if kind == "tokens" else [None] * len(data)
+        return out
+
     def span(self, a: int, b: int) -> list:
         """The runs clipped to positions [a, b)."""
         out = []
@@ -71,6 +89,23 @@ class _Seq:
         return out
 
 
+def draft(seen: list, k: int, longest: int = 4, shortest: int = 2) -> list[int]:
+    """Prompt lookup: up to k tokens that followed the latest earlier occurrence of the longest
+    n-gram (longest..shortest) that `seen` ends with; [] when none occurs. None marks a
+    soft-prompt position, which never matches and ends a guess."""
+    if k <= 0:
+        return []
+    for n in range(longest, shortest - 1, -1):
+        key = seen[-n:]
+        if len(seen) <= n or None in key:
+            continue
+        for start in range(len(seen) - n - 1, -1, -1):
+            if seen[start: start + n] == key:
+                guess = seen[start + n: start + n + k]
+                return guess[: guess.index(None)] if None in guess else guess
+    return []
+
+
 class SoftPromptLLM(Closeable):
     """A GGUF served by llama.cpp, with soft prompts fed as embeddings.
 
@@ -79,17 +114,23 @@ class SoftPromptLLM(Closeable):
     n_seq_max: most sequences `generate_many` runs at once; n_batch: positions per decode call;
     weights: "f16" serves the GGUF's weights widened to f16 (faster on CPU, closer to training;
     see seller.llm.weights), "as-is" serves the file's own quantization; lora: a GGUF LoRA
-    adapter applied on top (one trained with the adapter, see seller.llm.lora).
+    adapter applied on top (one trained with the adapter, see seller.llm.lora); draft_tokens:
+    prompt-lookup guesses checked per sequence and batch under greedy sampling (0 = off).
     `path` is the GGUF given (or resolved); `served_path` the file llama.cpp loaded.
     Not thread-safe by design; calls are serialised by a lock. Use `with` or `close()`.
     """
 
     def __init__(self, gguf_path: str | Path | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_seq_max: int = 8,
-                 n_batch: int = 512, weights: str = "f16", lora: str | Path | None = None):
+                 n_batch: int = 512, weights: str = "f16", lora: str | Path | None = None,
+                 draft_tokens: int = 3):
         if not (1 <= n_seq_max <= n_batch and n_ctx >= 16):
             raise ValueError(f"need 1 <= n_seq_max <= n_batch and n_ctx >= 16; got "
                              f"n_seq_max={n_seq_max}, n_batch={n_batch}, n_ctx={n_ctx}")
+        if not 0 <= draft_tokens <= n_batch // n_seq_max - 1:
+            raise ValueError(f"draft_tokens must be in [0, n_batch // n_seq_max - 1] = "
+                             f"[0, {n_batch // n_seq_max - 1}], got {draft_tokens}")
+        self.draft_tokens = draft_tokens
         self.path = resolve_gguf(gguf_path)
         self.served_path = serving_gguf(self.path, weights)
         if n_gpu_layers != 0 and not lib().llama_supports_gpu_offload():
@@ -287,7 +328,8 @@ class SoftPromptLLM(Closeable):
             limit = min(q.n_positions for q in seqs) - 1 if len(seqs) > 1 else 0
             while shared < limit and all(k[shared] == keys[0][shared] for k in keys):
                 shared += 1
-            need = shared + sum(q.n_positions - shared + max_tokens for q in seqs)
+            drafts = self.draft_tokens if sampling.temperature <= 0 else 0
+            need = shared + sum(q.n_positions - shared + max_tokens + drafts for q in seqs)
             if need > self.n_ctx:
                 raise ValueError(f"{len(seqs)} sequences need {need} KV cells (shared prefix "
                                  f"{shared}) but n_ctx={self.n_ctx}: raise n_ctx or generate "
@@ -299,8 +341,6 @@ class SoftPromptLLM(Closeable):
                                           else seqs[0].n_positions - 1)
             if shared > reused:
                 self._prefill({0: seqs[0].span(reused, shared)})
-            for s in range(1, len(seqs)):
-                ctx.seq_cp(0, s)
             samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
                         for s in range(len(seqs))]
             try:
@@ -329,29 +369,54 @@ class SoftPromptLLM(Closeable):
                             yield s, tail
                         del nxt[s]
 
-                tails = {s: q.span(max(shared, reused), q.n_positions) for s, q in enumerate(seqs)}
                 # sequence 0's tail first and alone: its first words show before the others'
                 # tails are prefilled (together)
-                self._prefill({0: tails.pop(0)}, sample)
+                borrowed = {0: max(shared, reused)}  # per sequence: prompt positions already in the cache
+                self._prefill({0: seqs[0].span(borrowed[0], seqs[0].n_positions)}, sample)
                 self._kv_keys = keys[0]  # sequence 0's whole prompt is in the KV cache now
                 t_first = time.perf_counter() - t0
                 yield from emit(0)
+                tails = {}
+                for s in range(1, len(seqs)):  # each takes all it shares with sequence 0
+                    n, last = shared, min(seqs[s].n_positions - 1, seqs[0].n_positions)
+                    while n < last and keys[s][n] == keys[0][n]:
+                        n += 1
+                    ctx.seq_cp(0, s, 0, n)
+                    borrowed[s], tails[s] = n, seqs[s].span(n, seqs[s].n_positions)
                 self._prefill(tails, sample)
                 for s in sorted(tails):
                     yield from emit(s)
-                while nxt:  # one token per live sequence per decode call
-                    batch, rows = self._tokens, {}
+                seen = {s: q.lookup_tokens() for s, q in enumerate(seqs)}  # prompt, then output
+                steps = 0
+                while nxt:  # per live sequence: its sampled token, then guesses at what follows
+                    batch, fed = self._tokens, {}
                     batch.clear()
                     for s, tok in nxt.items():
-                        rows[s] = batch.add_token(tok, pos[s], s, logits=True)
-                        pos[s] += 1
+                        seen[s].append(tok)
+                        fed[s] = [tok] + draft(seen[s], drafts)
+                        fed[s] = [(t, batch.add_token(t, pos[s] + j, s, logits=True))
+                                  for j, t in enumerate(fed[s])]
                     ctx.decode(batch)
+                    steps += 1
                     for s in sorted(nxt):
-                        sample(s, rows[s])
-                        yield from emit(s)
+                        for j, (_, row) in enumerate(fed[s]):
+                            pos[s] += 1  # fed[s][j] is in the KV cache now
+                            sample(s, row)
+                            guessed = j + 1 < len(fed[s]) and nxt[s] == fed[s][j + 1][0]
+                            if not guessed:
+                                break
+                            seen[s].append(nxt[s])  # right guess: its KV cell stays valid
+                            yield from emit(s)
+                            if s not in nxt:
+                                break
+                        if s in nxt:
+                            if len(fed[s]) > 1:  # drop the cells of the wrong guesses
+                                lib().llama_memory_seq_rm(ctx.memory, s, pos[s], -1)
+                            yield from emit(s)
                 self.last_run = RunStats(tuple(q.n_positions for q in seqs), shared, reused,
                                          tuple(count.values()), t_first,
-                                         time.perf_counter() - t0)
+                                         time.perf_counter() - t0, steps,
+                                         tuple(q.n_positions - borrowed[s] for s, q in enumerate(seqs)))
             finally:
                 for smp in samplers:
                     smp.close()
