@@ -91,6 +91,25 @@ def test_score_and_report(tmp_path):
     assert "plotly" in html[:200000].lower() and "expert utilisation per style" in html
 
 
+def test_report_lists_what_was_invented(tmp_path):
+    ds, refs = crafted()
+    cfg = runner.EvalConfig(k=3, n_bootstrap=20)
+    cases, source = runner.build_cases(ds, refs, ["C0", "C1", "C2", "C3"], cfg)
+    gens = [TemplateMethod(ds.items, ds.events).explain(c, c.candidates) for c in cases]
+    gens[0][0].text = "It echoes a purchase of March 1999."  # no event then: invented
+    scored = runner.score_method(cases, gens, ds, GroundingChecker(ds.items, ds.events),
+                                 BagOfWords(), [["black"]] * len(cases), ["black"], cfg)
+    assert scored["grounding"]["hallucination_rate"] > 0
+    assert scored["grounding"]["hallucinated"] == [
+        {"case": cases[0].case_id, "item_id": cases[0].candidates[0], "kind": "date", "span": "March 1999"}]
+    scored["timing"] = {"n_explanations": 12, "seconds": 1.0, "s_per_explanation": 0.08}
+    results = {"dataset": "crafted", "n_cases": len(cases), "n_clients": 4, "k": 3,
+               "candidates_from": source, "command": "seller evaluate", "notes": [],
+               "methods": {"template": scored}, "skipped": {}, "examples": []}
+    md = report.write_report(results, tmp_path / "r")[1].read_text()
+    assert f'date "March 1999" ({cases[0].client_id}, {cases[0].candidates[0]})' in md
+
+
 def test_unknown_method_is_rejected(capsys):
     p = argparse.ArgumentParser()
     runner.add_arguments(p)

@@ -138,7 +138,7 @@ class TextOnlyMethod:
     items: pd.DataFrame
     events: pd.DataFrame
     llm: object  # seller.llm.runtime.SoftPromptLLM
-    max_facts: int = 6  # the training config's data.max_fact_events
+    max_facts: int = 3  # history lines (select_fact_events) in place of soft prompts
     max_tokens: int = 48  # the training config's llm.max_target_tokens
     name: str = "text-only"
 

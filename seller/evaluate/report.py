@@ -73,6 +73,15 @@ def markdown_report(results: dict) -> str:
                 f"{by[s]['lift']:.3f} [{by[s]['lift_ci'][0]:.3f}, {by[s]['lift_ci'][1]:.3f}]"
                 if s in by else "–" for s in styles) + " |")
         parts.append("")
+    invented = {name: (m.get("grounding") or {}).get("hallucinated") for name, m in results["methods"].items()}
+    if any(invented.values()):
+        parts += ["Invented citations (catalogue values or dates not true of the client's earlier "
+                  "events nor of the item; the first 10 per method, all listed in results.json):", ""]
+        for name, found in invented.items():
+            if found:
+                parts.append(f"- {name}: " + "; ".join(
+                    f"{h['kind']} \"{h['span']}\" ({h['case'].split('@')[0]}, {h['item_id']})" for h in found[:10]))
+        parts.append("")
     if results.get("skipped"):
         parts += ["Methods not run:", ""]
         parts += [f"- {n}: {why}" for n, why in results["skipped"].items()] + [""]

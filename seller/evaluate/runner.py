@@ -25,6 +25,7 @@ from seller.evaluate.methods import Case, ExplainerMethod, Generated, TemplateMe
 
 log = logging.getLogger(__name__)
 
+MAX_LISTED_HALLUCINATIONS = 50  # per method, in results.json
 METHODS = ("template", "text-only", "pepler", "seller-no-seq", "seller-dense", "seller")
 # Where each trained variant lives under --models (the ADAPTER engineer's layout).
 MODEL_SUBDIRS = {"seller": ".", "seller-dense": "dense", "seller-no-seq": "no-sequence",
@@ -120,6 +121,11 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
         results = [checker.check(c.client_id, item, c.target_time, g.text, g.cited_event_ids)
                    for c, gs in zip(cases, gens) for item, g in zip(c.candidates, gs)]
         out["grounding"] = grounding.summarise(results)
+        # what was invented, for a reader to judge (ids only: no client names in reports)
+        out["grounding"]["hallucinated"] = [
+            {"case": c.case_id, "item_id": item, "kind": h.kind, "span": h.span}
+            for (c, item), r in zip(((c, i) for c in cases for i in c.candidates), results)
+            for h in r.hallucinations][:MAX_LISTED_HALLUCINATIONS]
         cited = np.array([len(r.citations) for r in results], dtype=float)
         bad = np.array([len(r.hallucinations) for r in results], dtype=float)
         out["ci"]["hallucination_rate"] = _bootstrap(
@@ -261,8 +267,11 @@ def run(args) -> int:
                 from seller.llm.runtime import SoftPromptLLM
                 llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
                                            n_threads=args.threads, n_seq_max=max(4, config.k))
+                # history as text: the config's lines, but at least the method's own 3 when
+                # SELLER's prompt leaves the history to its soft prompts
                 method = TextOnlyMethod(dataset.items, dataset.events, llm,
-                                        cfg.data.max_fact_events, cfg.llm.max_target_tokens)
+                                        max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
+                                        cfg.llm.max_target_tokens)
             else:
                 path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
                 if not (path / "config.json").exists():
