@@ -188,7 +188,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     bf16 = _choose_precision(tc.precision, lambda on: _timed_micro(_micro, parts["train"][:tc.batch_size], on, opt),
                              log, d)
 
-    log_f = open(out / "train_log.jsonl", "a") if d.main else None
+    # a resumed run continues its log; a fresh run starts its own (never another run's lines)
+    log_f = open(out / "train_log.jsonl", "a" if resumed_from is not None else "w") if d.main else None
     history = {"train_ce": [], "val_ce": [], "samples": []}
     rng = np.random.default_rng(tc.seed)
     n_seen, t_loop, stop = 0, time.time(), False

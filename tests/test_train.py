@@ -121,6 +121,14 @@ def test_tiny_config_trains_and_loss_falls(tmp_path):
     assert more["resumed_from_step"] == metrics["steps"]
     assert more["steps"] == metrics["steps"] + per_epoch  # counts the whole run
     assert len(more["val_ce"]) == 1  # this process validated only the epoch it ran
+    steps_logged = lambda: [json.loads(line)["step"] for line in
+                            (tmp_path / "tiny" / "train_log.jsonl").read_text().splitlines()
+                            if "ce" in json.loads(line)]
+    assert steps_logged() == list(range(1, more["steps"] + 1))  # the resumed run continued the log
+    # a fresh run in the same folder starts its own log
+    cfg.train.epochs = 1
+    fresh = train(cfg, log=lambda *a: None)
+    assert steps_logged() == list(range(1, fresh["steps"] + 1))
 
 
 @needs_recommender
