@@ -66,6 +66,21 @@ def _summary(values: list[float]) -> dict:
             "max": values[-1]}
 
 
+def markdown(result: dict) -> str:
+    """The results table of one run (both passes), headed by the model it timed."""
+    label = {"served": f"as served ({result['draft_tokens']} prompt-lookup guesses per sequence and step)",
+             "no_guesses": "plain decoding, same clients, same run"}
+    md = (f"Model `{result['model_version']}` ({result['model_dir']}), {len(result['clients'])} clients.\n\n"
+          f"| decoding | k | threads | first words median / p90 (s) | all {result['k']} median / p90 (s) | target |\n"
+          f"|---|---|---|---|---|---|\n")
+    for name in ("served", "no_guesses"):
+        m = result if name == "served" else result["no_guesses"]
+        md += (f"| {label[name]} | {result['k']} | {result['threads']} | {m['first_words_s']['median']:.2f} / "
+               f"{m['first_words_s']['p90']:.2f} | {m['all_s']['median']:.2f} / {m['all_s']['p90']:.2f} | "
+               f"≤ {TARGET_FIRST_S} / ≤ {TARGET_ALL_S} |\n")
+    return md
+
+
 def run(args) -> int:
     import torch
 
@@ -104,7 +119,8 @@ def run(args) -> int:
                for name, rows in passes.items()}
     first, total = summary["served"]["first_words_s"], summary["served"]["all_s"]
     result = {
-        "benchmark": "app_latency", "model_dir": str(model_dir),
+        "benchmark": "app_latency",  # model_dir relative when inside the working folder (no local paths in results)
+        "model_dir": str(model_dir.resolve().relative_to(Path.cwd()) if model_dir.resolve().is_relative_to(Path.cwd()) else model_dir),
         "model_version": str(getattr(explainer, "model_version", "")), "dataset": data.name,
         "k": args.k, "style": args.style, "threads": args.threads, "load_s": load_s,
         "draft_tokens": served_drafts, "first_words_s": first, "all_s": total,
@@ -119,14 +135,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path("benchmarks/results") / "app_latency.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    label = {"served": f"as served ({served_drafts} prompt-lookup guesses per sequence and step)",
-             "no_guesses": "plain decoding, same clients, same run"}
-    md = (f"| decoding | k | threads | first words median / p90 (s) | all {args.k} median / p90 (s) | target |\n"
-          f"|---|---|---|---|---|---|\n")
-    for name, m in summary.items():
-        md += (f"| {label[name]} | {args.k} | {args.threads} | {m['first_words_s']['median']:.2f} / "
-               f"{m['first_words_s']['p90']:.2f} | {m['all_s']['median']:.2f} / {m['all_s']['p90']:.2f} | "
-               f"≤ {TARGET_FIRST_S} / ≤ {TARGET_ALL_S} |\n")
+    md = markdown(result)
     out.with_suffix(".md").write_text(md)
     print(md, end="")
     print(f"written {out} and {out.with_suffix('.md')}")

@@ -62,10 +62,10 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
             the same, streamed; layout 0's first words come before the others' prefill.
         llm.last_logits(layout, soft_prompts) -> np.ndarray [V]  (parity checks; keeps a target)
         draft_tokens: under greedy sampling, up to this many prompt-lookup guesses per
-            sequence ride along each decode call and are kept while greedy agrees (same text,
+            sequence ride along each decode call and are kept while greedy agrees (the same text,
             fewer decode calls; 0 = off).
         llm.last_run: RunStats(n_prompt, n_shared, n_reused, n_generated, first_token_s,
-            total_s, n_steps) of the last completed call (latency figures for the app).
+            total_s, n_steps, n_own) of the last completed call (latency figures for the app).
         soft prompts: float32 array/tensor; width != n_embd or NaN/inf -> ValueError before
         decoding; prompt + max_tokens > n_ctx -> oldest history dropped with a warning.
 """

@@ -14,13 +14,16 @@ Under greedy sampling each batch also carries up to `draft_tokens` guessed next 
 sequence (prompt lookup: what followed the last n-gram where it occurred before in the
 sequence's own prompt or output; explanations copy item names and dates from their facts).
 The logits at each guess check it: tokens are accepted while the greedy choice equals the
-guess, the rest are dropped from the KV cache. The output is the one plain decoding gives; a
-sequence advances by up to 1 + draft_tokens tokens per batch.
+guess, the rest are dropped from the KV cache. Every token is still the greedy choice at its
+position, so the output is the one plain decoding gives; a sequence advances by up to
+1 + draft_tokens tokens per batch.
 
 Parallel output equals one-at-a-time output, and output with guesses equals output without,
-under greedy decoding on the f16 serving weights (tested); on Q4_1 weights ("as-is") batch
-composition moves logits by up to 0.5 through 8-bit activation quantization and can flip
-greedy near-ties.
+under greedy decoding on the f16 serving weights (tested) -- up to float rounding: a position's
+logits can differ in the last bits with the batch it was computed in, which flips a greedy
+near-tie now and then (re-running the 32-case evaluation after the cell borrowing changed its
+SELLER ROUGE-L by 0.01). On Q4_1 weights ("as-is") batch composition moves logits by up to 0.5
+through 8-bit activation quantization and flips near-ties far more often.
 """
 from __future__ import annotations
 
