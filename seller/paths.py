@@ -19,6 +19,14 @@ MODELS = REPO_ROOT / "models"
 SHARED_DATA_ENV = "SELLER_SHARED_DATA"
 
 
+def shown_path(path: Path) -> str:
+    """A path as results and reports show it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def shared_data_dir() -> Path:
     """The public-data folder, read at call time so tests and users can repoint the env var."""
     override = os.environ.get(SHARED_DATA_ENV)

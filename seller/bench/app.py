@@ -85,7 +85,7 @@ def run(args) -> int:
     import torch
 
     from seller.data import dataset as ds
-    from seller.paths import MODELS
+    from seller.paths import MODELS, shown_path
 
     try:
         from seller.explain import Explainer
@@ -119,8 +119,7 @@ def run(args) -> int:
                for name, rows in passes.items()}
     first, total = summary["served"]["first_words_s"], summary["served"]["all_s"]
     result = {
-        "benchmark": "app_latency",  # model_dir relative when inside the working folder (no local paths in results)
-        "model_dir": str(model_dir.resolve().relative_to(Path.cwd()) if model_dir.resolve().is_relative_to(Path.cwd()) else model_dir),
+        "benchmark": "app_latency", "model_dir": shown_path(model_dir),
         "model_version": str(getattr(explainer, "model_version", "")), "dataset": data.name,
         "k": args.k, "style": args.style, "threads": args.threads, "load_s": load_s,
         "draft_tokens": served_drafts, "first_words_s": first, "all_s": total,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from seller.evaluate import grounding, text, utility
 from seller.evaluate.methods import Case, ExplainerMethod, Generated, TemplateMethod, TextOnlyMethod
+from seller.paths import shown_path
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +166,6 @@ def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, st
     return out
 
 
-def _shown_path(path: Path) -> str:
-    """A path as reports should show it: relative to the repository when inside it."""
-    from seller.paths import REPO_ROOT
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample")
     parser.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
@@ -221,7 +213,7 @@ def run(args) -> int:
     if split_file.exists():  # the exact clients the shipped model held out
         import json
         split = json.loads(split_file.read_text())
-        split_source = _shown_path(split_file)
+        split_source = shown_path(split_file)
     else:
         split = split_clients(refs["client_id"].astype(str).unique(), cfg.data)
         split_source = f"split_clients({cfg_path.name}: seed {cfg.data.split_seed})"

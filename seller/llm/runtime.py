@@ -396,9 +396,8 @@ class SoftPromptLLM(Closeable):
                     batch.clear()
                     for s, tok in nxt.items():
                         seen[s].append(tok)
-                        fed[s] = [tok] + draft(seen[s], drafts)
                         fed[s] = [(t, batch.add_token(t, pos[s] + j, s, logits=True))
-                                  for j, t in enumerate(fed[s])]
+                                  for j, t in enumerate([tok] + draft(seen[s], drafts))]
                     ctx.decode(batch)
                     steps += 1
                     for s in sorted(nxt):
