@@ -92,7 +92,13 @@ class LLMConfig:
     gguf: str = ""  # "" = SELLER_GGUF or the bundled SmolLM2-135M-Instruct
     max_target_tokens: int = 64  # references are clipped here, and serving stops here
     n_threads: int = 2  # llama.cpp threads for sample generations
+    numbers_from_prompt: bool = False  # decode only numbers the prompt holds (seller.llm.sampling.NumberGuard)
     lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def sampling(self):
+        """How serving, evaluation and training's sample generations pick tokens."""
+        from seller.llm.sampling import SamplingParams
+        return SamplingParams(numbers_from_prompt=self.numbers_from_prompt)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from seller.config import STYLES
+from seller.config import STYLES, LLMConfig
 
 
 _SENTENCE_END = re.compile(r"""[.!?…]["'”’)]*(?=\s|$)""")
@@ -85,11 +85,13 @@ class ExplanationsStream:
 
 
 class Explainer:
-    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72):
+    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,
+                 sampling=None):
         from seller.adapter.pipeline import ExplanationPipeline
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
         self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg)
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
+        self.sampling = sampling or LLMConfig().sampling()
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
@@ -118,7 +120,7 @@ class Explainer:
                              f"{directory / 'recommender'} is {have}; retrain the adapter (seller train) after "
                              f"replacing the recommender")
         return cls(dataset, rec, adapter, llm, cfg.data, adapter.meta.get("model_version", directory.name),
-                   max_tokens=cfg.llm.max_target_tokens)
+                   max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling())
 
     def recommend(self, client_id: str, k: int = 5, exclude_purchased: bool = True):
         """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
@@ -148,9 +150,9 @@ class Explainer:
         t0 = time.perf_counter()
         layout, soft, gates, cited = self._prepare(client_id, [item_id], style)[0]
         if stream:
-            chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens)
+            chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling)
             return ExplanationStream(chunks, style, gates, cited, self.model_version, t0)
-        text = self.llm.generate(layout, soft, max_tokens=self.max_tokens)
+        text = self.llm.generate(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling)
         return Explanation(whole_sentences(text), style, gates, cited, time.perf_counter() - t0, self.model_version)
 
     def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature",
@@ -181,7 +183,7 @@ class Explainer:
             for k, (_, _, gates, cited) in enumerate(jobs):
                 metas[start + k] = (gates, cited)
             for k, chunk in self.llm.stream_many([j[0] for j in jobs], [j[1] for j in jobs],
-                                                 max_tokens=self.max_tokens):
+                                                 max_tokens=self.max_tokens, sampling=self.sampling):
                 yield start + k, chunk
             for k in range(len(jobs)):
                 walls[start + k] = time.perf_counter() - t0

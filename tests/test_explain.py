@@ -42,15 +42,28 @@ def history_words(ex, client_id: str) -> set[str]:
     return words
 
 
+def prompt_numbers(ex, explanation, item_ids) -> set[str]:
+    """The digit runs of an explanation's prompt: its cited events' dates and its item's text
+    (item_ids: an iterator over the explained items, in order)."""
+    from seller.adapter.facts import date_text, item_text
+    events = ex.dataset.events.set_index("event_id")
+    texts = [date_text(events.at[e, "timestamp"]) for e in explanation.cited_event_ids]
+    texts.append(item_text(ex.dataset.items.set_index("item_id", drop=False).loc[next(item_ids)]))
+    return set(re.findall(r"\d+", " ".join(texts)))
+
+
 def test_held_out_explanations_mention_the_clients_history(explainer):
     clients = held_out_clients(3)
     assert clients, "split.json names no held-out clients"
+    assert explainer.sampling.numbers_from_prompt  # the shipped config's decoding constraint
     grounded, total = 0, 0
     for cid in clients:
         recs = explainer.recommend(cid, k=2)
         assert len(recs) == 2
         for style in ("feature", "occasion"):
-            exps = explainer.explain_many(cid, [r.item_id for r in recs], style)
+            rec_ids = [r.item_id for r in recs]
+            exps = explainer.explain_many(cid, rec_ids, style)
+            rec_ids = iter(rec_ids)
             history_ids = set(explainer.dataset.client_history(cid)["event_id"])
             words = history_words(explainer, cid)
             for e in exps:
@@ -61,6 +74,8 @@ def test_held_out_explanations_mention_the_clients_history(explainer):
                 assert sum(w > 0 for w in e.gate_weights.values()) <= explainer.adapter.cfg.top_k
                 assert e.style == style and e.model_version and e.latency_s > 0
                 text = e.text.lower()
+                # numbers come only from the prompt: the cited events' dates and the item's text
+                assert set(re.findall(r"\d+", text)) <= prompt_numbers(explainer, e, rec_ids), text
                 grounded += any(re.search(r"\b" + re.escape(w) + r"\b", text) for w in words)
     assert grounded / total >= 0.75, f"only {grounded}/{total} explanations mention the client's history"
 

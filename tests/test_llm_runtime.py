@@ -199,3 +199,53 @@ def _seq_keys(layout):
     """Token ids; a soft-prompt position never equals another layout's (other vectors)."""
     for seg in layout.segments:
         yield from (seg.ids if seg.kind != "soft" else [object() for _ in range(seg.n_soft)])
+
+
+def _numbers(text: str) -> set[str]:
+    import re
+    return set(re.findall(r"\d+", text))
+
+
+def test_number_guard_allows_only_the_prompts_numbers_and_finishes_them(llm):
+    from seller.llm.sampling import NumberGuard
+
+    guard = NumberGuard(llm.tokenizer)
+    digit = {d: llm.tokenizer.encode(d)[-1] for d in "0123456789"}
+    numbers = guard.numbers(llm.tokenizer.encode("tried on 5 September 2025") + [None]
+                            + llm.tokenizer.encode("12"))
+    assert numbers == {"5", "2025", "12"}
+    ok, others = guard.allowed(numbers, [])  # a number may start with 5, 2 or 1
+    assert sorted(ok.tolist()) == sorted(digit[d] for d in "125") and others
+    ok, others = guard.allowed(numbers, [digit["2"], digit["0"]])  # "20" of "2025": go on
+    assert ok.tolist() == [digit["2"]] and not others
+    ok, others = guard.allowed(numbers, [digit["1"]])  # "1" only begins "12"
+    assert ok.tolist() == [digit["2"]] and not others
+    ok, others = guard.allowed(numbers, [digit["5"]])  # "5" is whole: no "51", anything else
+    assert ok.size == 0 and others
+    logits = np.zeros(llm.tokenizer.n_vocab, dtype=np.float32)
+    guard.restrict(logits, numbers, [digit["2"], digit["0"]])
+    assert np.isfinite(logits).sum() == 1 and np.isfinite(logits[digit["2"]])
+
+
+def test_numbers_from_prompt_keeps_invented_numbers_out_of_the_text(llm):
+    # the model adds a clock time ("19:30:47") and a decade of its own to these prompts
+    layouts = [build_layout(llm.tokenizer, instruction=instruction, history=[], item=item, n_soft=0)
+               for instruction, item in [
+                   ("Write the date of the item's launch.", "Lune Tote, bought 5 September 2025"),
+                   ("In which year did the first moon landing happen? Answer with the year.",
+                    "Apollo 11")]]
+    prompt_numbers = [{"5", "2025"}, {"11"}]
+    free = llm.generate_many(layouts, None, max_tokens=40)  # serving's default sampling
+    assert any(_numbers(t) - allowed for t, allowed in zip(free, prompt_numbers)), free
+    guarded = SamplingParams(numbers_from_prompt=True)
+    texts = llm.generate_many(layouts, None, max_tokens=40, sampling=guarded)
+    for text, allowed in zip(texts, prompt_numbers):
+        assert _numbers(text) <= allowed, text
+    assert any(_numbers(t) for t in texts)  # numbers the prompt holds are still written
+    # one at a time, and without guesses, the constrained texts are the same
+    assert [llm.generate(lay, None, max_tokens=40, sampling=guarded) for lay in layouts] == texts
+    plain = SoftPromptLLM(llm.path, n_threads=2, draft_tokens=0)
+    try:
+        assert plain.generate_many(layouts, None, max_tokens=40, sampling=guarded) == texts
+    finally:
+        plain.close()

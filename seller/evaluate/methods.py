@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seller.llm.sampling import SamplingParams
+
 ATTRS = ("maison", "category", "color", "material", "hardware", "collection")
 VERBS = {"purchase": "bought", "try_on": "tried on", "wishlist": "wishlisted", "view": "viewed",
          "add_to_cart": "added to the basket", "return": "returned"}
@@ -140,6 +142,7 @@ class TextOnlyMethod:
     llm: object  # seller.llm.runtime.SoftPromptLLM
     max_facts: int = 3  # history lines (select_fact_events) in place of soft prompts
     max_tokens: int = 48  # the training config's llm.max_target_tokens
+    sampling: SamplingParams = field(default_factory=SamplingParams)  # the config's llm.sampling()
     name: str = "text-only"
 
     def __post_init__(self):
@@ -159,7 +162,8 @@ class TextOnlyMethod:
                                 - self.max_tokens)
                    for i in item_ids]
         t0 = time.perf_counter()
-        texts = self.llm.generate_many(layouts, None, max_tokens=self.max_tokens)
+        texts = self.llm.generate_many(layouts, None, max_tokens=self.max_tokens,
+                                       sampling=self.sampling)
         per = (time.perf_counter() - t0) / len(item_ids)
         return [Generated(t.strip(), None, tuple(ids), per) for t in texts]
 
@@ -177,6 +181,7 @@ class ExplainerMethod:
     name: str
     dataset: object = None  # the evaluated Dataset (shared, so it is loaded once)
     n_threads: int = 2
+    sampling: SamplingParams | None = None  # None: the model's own config's
     _explainer: object = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -184,6 +189,8 @@ class ExplainerMethod:
 
         self._explainer = Explainer.from_pretrained(self.model_dir, dataset=self.dataset,
                                                     n_threads=self.n_threads)
+        if self.sampling is not None:  # every method of one evaluation decodes alike
+            self._explainer.sampling = self.sampling
         self._native_before = "before" in inspect.signature(self._explainer.explain_many).parameters
         self.expert_names = list(getattr(self._explainer.adapter, "expert_names", []) or [])
 
@@ -217,7 +224,7 @@ class ExplainerMethod:
                 layouts.append(pipe.layout(case.client_id, item_id, case.style, before_ts, cited))
                 softs.append(res.soft_prompts[b].float().numpy())
                 extra.append((_as_list(res.gate_weights[b]), tuple(cited)))
-            texts = ex.llm.generate_many(layouts, softs, max_tokens=ex.max_tokens)
+            texts = ex.llm.generate_many(layouts, softs, max_tokens=ex.max_tokens, sampling=ex.sampling)
             per = (time.perf_counter() - t0) / len(chunk)
             out += [Generated(t.strip(), g, c, per) for t, (g, c) in zip(texts, extra)]
         return out

@@ -263,13 +263,13 @@ def run(args) -> int:
                 # SELLER's prompt leaves the history to its soft prompts
                 method = TextOnlyMethod(dataset.items, dataset.events, llm,
                                         max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
-                                        cfg.llm.max_target_tokens)
+                                        cfg.llm.max_target_tokens, cfg.llm.sampling())
             else:
                 path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
                 if not (path / "config.json").exists():
                     results["skipped"][name] = f"no trained model at {path}"
                     continue
-                method = ExplainerMethod(path, name, dataset, args.threads)
+                method = ExplainerMethod(path, name, dataset, args.threads, cfg.llm.sampling())
         except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
             results["skipped"][name] = f"{type(e).__name__}: {e}"
             continue
@@ -294,6 +294,10 @@ def run(args) -> int:
         print("seller evaluate: no method could run: " + "; ".join(
             f"{k}: {v}" for k, v in results["skipped"].items()), file=sys.stderr)
         return 1
+    if cfg.llm.numbers_from_prompt:
+        results["notes"].append(f"Every LLM method decodes with {cfg_path.name}'s "
+                                "llm.numbers_from_prompt: a number is written only if the "
+                                "prompt holds it (seller.llm.sampling.NumberGuard).")
     if review_data:
         results["notes"].append("Musical Instruments items have no attributes: grounding and the "
                                 "attribute-profile utility simulator do not apply; texts are "

@@ -178,10 +178,15 @@ class Context(Handle):
 
     def logits(self, i: int) -> np.ndarray:
         """Copy of the logits [n_vocab] of output row `i` of the last decoded batch."""
+        return self.logits_view(i).copy()
+
+    def logits_view(self, i: int) -> np.ndarray:
+        """The logits of output row `i` in llama.cpp's own buffer: writes reach the samplers
+        (decoding constraints); valid until the next decode."""
         ptr = lib().llama_get_logits_ith(self._ptr, i)
         if not ptr:
             raise RuntimeError(f"no logits for batch row {i}: it was not flagged for output")
-        return np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).copy()
+        return np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,))
 
     def clear(self) -> None:
         lib().llama_memory_clear(self.memory, True)

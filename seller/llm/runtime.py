@@ -18,6 +18,10 @@ guess, the rest are dropped from the KV cache. Every token is still the greedy c
 position, so the output is the one plain decoding gives; a sequence advances by up to
 1 + draft_tokens tokens per batch.
 
+With `SamplingParams.numbers_from_prompt` each sample first passes through a `NumberGuard`
+(seller.llm.sampling): digits that would write a number the sequence's prompt does not hold get
+-inf logits, in llama.cpp's own logits buffer, before the sampler chain reads them.
+
 Parallel output equals one-at-a-time output, and output with guesses equals output without,
 under greedy decoding on the f16 serving weights (tested) -- up to float rounding: a position's
 logits can differ in the last bits with the batch it was computed in, which flips a greedy
@@ -40,7 +44,7 @@ import numpy as np
 from seller.llm import resolve_gguf
 from seller.llm.layout import Layout
 from seller.llm.native import Batch, Closeable, Context, LoraAdapter, Model, Sampler, lib
-from seller.llm.sampling import SamplingParams, StopMatcher
+from seller.llm.sampling import NumberGuard, SamplingParams, StopMatcher
 from seller.llm.tokenizer import Detokenizer, Tokenizer
 from seller.llm.weights import serving_gguf
 
@@ -155,6 +159,7 @@ class SoftPromptLLM(Closeable):
         self._lock = threading.Lock()
         self.last_run: RunStats | None = None
         self._kv_keys: list = []  # per position: what sequence 0's KV cells hold now
+        self._number_guard: NumberGuard | None = None  # built on first use (reads the vocabulary)
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
@@ -346,6 +351,11 @@ class SoftPromptLLM(Closeable):
                 self._prefill({0: seqs[0].span(reused, shared)})
             samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
                         for s in range(len(seqs))]
+            seen = {s: q.lookup_tokens() for s, q in enumerate(seqs)}  # prompt, then output
+            guard, numbers = None, {}
+            if sampling.numbers_from_prompt:
+                guard = self._number_guard = self._number_guard or NumberGuard(self.tokenizer)
+                numbers = {s: guard.numbers(seen[s]) for s in seen}
             try:
                 nxt: dict[int, int] = {}  # sequence -> its sampled, not yet emitted token
                 pos = {s: q.n_positions for s, q in enumerate(seqs)}
@@ -354,6 +364,11 @@ class SoftPromptLLM(Closeable):
                 count = dict.fromkeys(pos, 0)
 
                 def sample(s: int, row: int) -> None:
+                    """Sample sequence s's next token from batch row `row`; seen[s] ends with
+                    the token at that row."""
+                    if guard is not None:
+                        guard.restrict(ctx.logits_view(row), numbers[s],
+                                       seen[s][seqs[s].n_positions:])
                     nxt[s] = samplers[s].sample(ctx, row)
 
                 def emit(s: int) -> Iterator[tuple[int, str]]:
@@ -389,7 +404,6 @@ class SoftPromptLLM(Closeable):
                 self._prefill(tails, sample)
                 for s in sorted(tails):
                     yield from emit(s)
-                seen = {s: q.lookup_tokens() for s, q in enumerate(seqs)}  # prompt, then output
                 steps = 0
                 while nxt:  # per live sequence: its sampled token, then guesses at what follows
                     batch, fed = self._tokens, {}
