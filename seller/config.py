@@ -93,6 +93,9 @@ class LLMConfig:
     max_target_tokens: int = 64  # references are clipped here, and serving stops here
     n_threads: int = 2  # llama.cpp threads for sample generations
     numbers_from_prompt: bool = False  # decode only numbers the prompt holds (seller.llm.sampling.NumberGuard)
+    # an explanation is one line (no reference holds a newline): past a newline the model has
+    # left the format ("...collection)\n\nDessert: ..."), so decoding ends there
+    stop: list[str] = field(default_factory=lambda: ["\n"])
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def sampling(self):

@@ -86,12 +86,13 @@ class ExplanationsStream:
 
 class Explainer:
     def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,
-                 sampling=None):
+                 sampling=None, stop=None):
         from seller.adapter.pipeline import ExplanationPipeline
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
         self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg)
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
         self.sampling = sampling or LLMConfig().sampling()
+        self.stop = tuple(LLMConfig().stop if stop is None else stop)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
@@ -120,7 +121,7 @@ class Explainer:
                              f"{directory / 'recommender'} is {have}; retrain the adapter (seller train) after "
                              f"replacing the recommender")
         return cls(dataset, rec, adapter, llm, cfg.data, adapter.meta.get("model_version", directory.name),
-                   max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling())
+                   max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling(), stop=cfg.llm.stop)
 
     def recommend(self, client_id: str, k: int = 5, exclude_purchased: bool = True):
         """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
@@ -150,9 +151,10 @@ class Explainer:
         t0 = time.perf_counter()
         layout, soft, gates, cited = self._prepare(client_id, [item_id], style)[0]
         if stream:
-            chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling)
+            chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling,
+                                     stop=self.stop)
             return ExplanationStream(chunks, style, gates, cited, self.model_version, t0)
-        text = self.llm.generate(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling)
+        text = self.llm.generate(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling, stop=self.stop)
         return Explanation(whole_sentences(text), style, gates, cited, time.perf_counter() - t0, self.model_version)
 
     def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature",
@@ -183,7 +185,8 @@ class Explainer:
             for k, (_, _, gates, cited) in enumerate(jobs):
                 metas[start + k] = (gates, cited)
             for k, chunk in self.llm.stream_many([j[0] for j in jobs], [j[1] for j in jobs],
-                                                 max_tokens=self.max_tokens, sampling=self.sampling):
+                                                 max_tokens=self.max_tokens, sampling=self.sampling,
+                                                 stop=self.stop):
                 yield start + k, chunk
             for k in range(len(jobs)):
                 walls[start + k] = time.perf_counter() - t0

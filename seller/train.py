@@ -425,7 +425,7 @@ def _generate_samples(examples, n, pipe, adapter, cfg: Config, log, llm) -> list
             cited = pipe.cited(None if o.attention is None else o.attention[0], hist, cfg.data.related_facts)
             layout = pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, [c for c, _ in cited])
             text = llm.generate(layout, o.soft_prompts[0].float().numpy(), max_tokens=cfg.llm.max_target_tokens,
-                                sampling=cfg.llm.sampling())
+                                sampling=cfg.llm.sampling(), stop=cfg.llm.stop)
             outs.append({"client_id": e.client_id, "item_id": e.item_id, "style": e.style, "text": text,
                          "reference": e.text, "cited": [c for c, _ in cited]})
             log(f"  [{e.client_id} {e.item_id} {e.style}] {text}")

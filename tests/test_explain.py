@@ -56,6 +56,7 @@ def test_held_out_explanations_mention_the_clients_history(explainer):
     clients = held_out_clients(3)
     assert clients, "split.json names no held-out clients"
     assert explainer.sampling.numbers_from_prompt  # the shipped config's decoding constraint
+    assert explainer.stop == ("\n",)  # and its one-line format
     grounded, total = 0, 0
     for cid in clients:
         recs = explainer.recommend(cid, k=2)
@@ -68,7 +69,7 @@ def test_held_out_explanations_mention_the_clients_history(explainer):
             words = history_words(explainer, cid)
             for e in exps:
                 total += 1
-                assert len(e.text.split()) >= 5, e.text
+                assert len(e.text.split()) >= 5 and "\n" not in e.text, e.text
                 assert set(e.cited_event_ids) <= history_ids  # citations are real events of this client
                 assert abs(sum(e.gate_weights.values()) - 1) < 1e-3
                 assert sum(w > 0 for w in e.gate_weights.values()) <= explainer.adapter.cfg.top_k

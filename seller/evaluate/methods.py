@@ -143,6 +143,7 @@ class TextOnlyMethod:
     max_facts: int = 3  # history lines (select_fact_events) in place of soft prompts
     max_tokens: int = 48  # the training config's llm.max_target_tokens
     sampling: SamplingParams = field(default_factory=SamplingParams)  # the config's llm.sampling()
+    stop: tuple[str, ...] = ()  # the config's llm.stop
     name: str = "text-only"
 
     def __post_init__(self):
@@ -163,7 +164,7 @@ class TextOnlyMethod:
                    for i in item_ids]
         t0 = time.perf_counter()
         texts = self.llm.generate_many(layouts, None, max_tokens=self.max_tokens,
-                                       sampling=self.sampling)
+                                       sampling=self.sampling, stop=self.stop)
         per = (time.perf_counter() - t0) / len(item_ids)
         return [Generated(t.strip(), None, tuple(ids), per) for t in texts]
 
@@ -182,6 +183,7 @@ class ExplainerMethod:
     dataset: object = None  # the evaluated Dataset (shared, so it is loaded once)
     n_threads: int = 2
     sampling: SamplingParams | None = None  # None: the model's own config's
+    stop: tuple[str, ...] | None = None  # None: the model's own config's
     _explainer: object = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -191,6 +193,8 @@ class ExplainerMethod:
                                                     n_threads=self.n_threads)
         if self.sampling is not None:  # every method of one evaluation decodes alike
             self._explainer.sampling = self.sampling
+        if self.stop is not None:
+            self._explainer.stop = self.stop
         self._native_before = "before" in inspect.signature(self._explainer.explain_many).parameters
         self.expert_names = list(getattr(self._explainer.adapter, "expert_names", []) or [])
 
@@ -224,7 +228,8 @@ class ExplainerMethod:
                 layouts.append(pipe.layout(case.client_id, item_id, case.style, before_ts, cited))
                 softs.append(res.soft_prompts[b].float().numpy())
                 extra.append((_as_list(res.gate_weights[b]), tuple(cited)))
-            texts = ex.llm.generate_many(layouts, softs, max_tokens=ex.max_tokens, sampling=ex.sampling)
+            texts = ex.llm.generate_many(layouts, softs, max_tokens=ex.max_tokens, sampling=ex.sampling,
+                                         stop=ex.stop)
             per = (time.perf_counter() - t0) / len(chunk)
             out += [Generated(t.strip(), g, c, per) for t, (g, c) in zip(texts, extra)]
         return out

@@ -263,13 +263,15 @@ def run(args) -> int:
                 # SELLER's prompt leaves the history to its soft prompts
                 method = TextOnlyMethod(dataset.items, dataset.events, llm,
                                         max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
-                                        cfg.llm.max_target_tokens, cfg.llm.sampling())
+                                        cfg.llm.max_target_tokens, cfg.llm.sampling(),
+                                        tuple(cfg.llm.stop))
             else:
                 path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
                 if not (path / "config.json").exists():
                     results["skipped"][name] = f"no trained model at {path}"
                     continue
-                method = ExplainerMethod(path, name, dataset, args.threads, cfg.llm.sampling())
+                method = ExplainerMethod(path, name, dataset, args.threads, cfg.llm.sampling(),
+                                         tuple(cfg.llm.stop))
         except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
             results["skipped"][name] = f"{type(e).__name__}: {e}"
             continue
