@@ -94,3 +94,37 @@ def test_sample_references_are_fully_grounded():
     assert s["citations_per_explanation"] > 2
     assert s["hallucination_rate"] == 0.0 and s["invalid_cited_event_rate"] == 0.0
     assert s["history_citation_rate"] > 0.95
+
+
+KIND_ITEMS = pd.DataFrame([
+    ("I010", "Lune Tote in Black Calfskin", "handbags", "tote", "Black"),
+    ("I011", "Vela Silk Blouse in Ivory", "ready-to-wear", "blouse", "Ivory"),
+    ("I012", "Cendre Loafers in Tan Suede", "shoes", "loafers", "Tan"),
+    ("I013", "Orla Shoulder Bag in Red", "handbags", "shoulder bag", "Red"),
+], columns=["item_id", "name", "category", "subcategory", "color"])
+KIND_EVENTS = pd.DataFrame([("C001", "I012", "purchase", pd.Timestamp("2024-03-05", tz="UTC"), "e0")],
+                           columns=["client_id", "item_id", "event_type", "timestamp", "event_id"])
+
+
+def test_what_the_text_says_the_candidate_is_must_be_the_candidates_kind():
+    checker = GroundingChecker(KIND_ITEMS, KIND_EVENTS)
+    # the client bought shoes, but the candidate is a blouse: "this pair of shoes" is invented
+    g = checker.check("C001", "I011", TARGET, "This pair of shoes suits her taste.")
+    assert [(c.kind, c.value, c.in_item) for c in g.hallucinations] == [("category", "shoes", False)]
+    # the same word about the past is history, and grounded
+    g = checker.check("C001", "I011", TARGET, "It goes with the shoes she bought.")
+    assert not g.hallucinations and g.cites_history
+    # a subcategory's last word fits its category: a tote is "this bag"; loafers are shoes
+    for item, text in [("I010", "This black bag is a classic."),
+                       ("I013", "This shoulder bag is a classic."),
+                       ("I012", "These loafers echo her taste."),
+                       ("I012", "This pair of shoes echoes her taste.")]:
+        g = checker.check("C001", item, TARGET, text)
+        assert not g.hallucinations, (item, text, g.citations)
+        assert any(c.in_item and c.kind in ("category", "subcategory") for c in g.citations)
+    # a bag named on a pair of loafers, inside "this" + three words
+    g = checker.check("C001", "I012", TARGET, "This new and lovely bag suits her.")
+    assert [c.value for c in g.hallucinations] == ["bag"]
+    # an item's full name is checked as the item, not as what "this" is
+    g = checker.check("C001", "I010", TARGET, "Like this Cendre Loafers in Tan Suede, it is soft.")
+    assert [(c.kind, c.in_history) for c in g.citations] == [("item", True)]

@@ -12,6 +12,12 @@ the target timestamp: the items they viewed, wished for, tried, bought, returned
 candidate item itself. A date is grounded when some earlier event happened in that month
 (and year, when given) or the candidate launched then. Everything else is a hallucination.
 
+The kind of item an explanation says the candidate is -- "this/these" and up to three words
+before a category, a subcategory or a subcategory's last word ("this pair of shoes", "this
+bag") -- must be the candidate's: its category must be that word's (a category's own name, or
+the category of the subcategories that are or end with it). "This pair of shoes" on a blouse
+is a hallucination even when the client bought shoes before.
+
 Reported (see `summarise`):
 - hallucination_rate: hallucinated citations / all citations (claim level, the headline);
 - explanation_hallucination_rate: share of explanations with at least one hallucination;
@@ -100,6 +106,12 @@ class GroundingChecker:
     _kinds: dict[str, frozenset[str]] = field(init=False, repr=False)
 
     def __post_init__(self):
+        self._subjects = self._subject_words()
+        alternatives = "|".join(re.escape(w).replace(r"\ ", r"\W+")
+                                for w in sorted(self._subjects, key=len, reverse=True))
+        self._subject_re = re.compile(  # "this", at most 3 words, then the kind of item
+            rf"\b(?:this|these)\s+(?:[\w'-]+\s+){{0,3}}?(?P<kind>{alternatives})\b", re.I
+        ) if self._subjects else None
         kinds: dict[str, set[str]] = {}
         self._item_facts: dict[str, set[tuple[str, str]]] = {}  # item -> {(kind, phrase)}
         cols = [c for c in ATTRIBUTE_COLUMNS if c in self.items]
@@ -119,6 +131,27 @@ class GroundingChecker:
             cid: (pd.DatetimeIndex(g["timestamp"]), g["item_id"].to_numpy(),
                   g["event_id"].to_numpy() if "event_id" in g else np.array([], dtype=object))
             for cid, g in ev.groupby("client_id", sort=False)}
+
+    def _subject_words(self) -> dict[str, frozenset[str]]:
+        """Word(s) naming a kind of item -> the categories they fit ("bag" -> {handbags})."""
+        out: dict[str, set[str]] = {}
+        if "category" not in self.items:
+            return {}
+        for cat, subcat in zip(self.items["category"], self.items.get("subcategory", self.items["category"])):
+            if not isinstance(cat, str) or not _key(cat):
+                continue
+            out.setdefault(_key(cat), set()).add(_key(cat))
+            if isinstance(subcat, str) and _key(subcat):
+                out.setdefault(_key(subcat), set()).add(_key(cat))
+                out.setdefault(_key(subcat).split()[-1], set()).add(_key(cat))
+        return {w: frozenset(c) for w, c in out.items()}
+
+    def _subject_spans(self, text: str):
+        """(phrase, start, end) of the words naming what the candidate is ("this ... bag")."""
+        if self._subject_re is None:
+            return []
+        return [(_key(m.group("kind")), m.start("kind"), m.end("kind"))
+                for m in self._subject_re.finditer(text)]
 
     @property
     def vocabulary_size(self) -> int:
@@ -154,7 +187,19 @@ class GroundingChecker:
         hist_facts = set().union(*(self._item_facts.get(i, set()) for i in set(past_items)))
         item_facts = self._item_facts[item_id]
         citations, masked = [], text
-        for phrase, a, b in self._matches(text):
+        matches = self._matches(text)
+        names = [(a, b) for phrase, a, b in matches if "item" in self._kinds[phrase]]
+        subjects = [(p, a, b) for p, a, b in self._subject_spans(text)  # not inside an item's name
+                    if not any(x <= a and b <= y for x, y in names)]
+        category = next((v for k, v in item_facts if k == "category"), None)
+        for phrase, a, b in subjects:  # what the text says the candidate is: the candidate's alone
+            kind = next((k for k in ("category", "subcategory") if (k, phrase) in item_facts), "category")
+            fits = category is not None and category in self._subjects[phrase]
+            citations.append(Citation(kind, phrase, text[a:b], False, fits))
+            masked = masked[:a] + " " * (b - a) + masked[b:]
+        for phrase, a, b in matches:
+            if any(a < y and x < b for _, x, y in subjects):
+                continue  # already checked as the candidate's kind
             kinds = self._kinds[phrase]
             in_h = any((k, phrase) in hist_facts for k in kinds)
             in_i = any((k, phrase) in item_facts for k in kinds)

@@ -268,7 +268,7 @@ def run(args) -> int:
             else:
                 path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
                 if not (path / "config.json").exists():
-                    results["skipped"][name] = f"no trained model at {path}"
+                    results["skipped"][name] = f"no trained model at {shown_path(path)}"
                     continue
                 method = ExplainerMethod(path, name, dataset, args.threads, cfg.llm.sampling(),
                                          tuple(cfg.llm.stop))
