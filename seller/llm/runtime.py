@@ -349,13 +349,13 @@ class SoftPromptLLM(Closeable):
                                           else seqs[0].n_positions - 1)
             if shared > reused:
                 self._prefill({0: seqs[0].span(reused, shared)})
-            samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
-                        for s in range(len(seqs))]
             seen = {s: q.lookup_tokens() for s, q in enumerate(seqs)}  # prompt, then output
             guard, numbers = None, {}
             if sampling.numbers_from_prompt:
                 guard = self._number_guard = self._number_guard or NumberGuard(self.tokenizer)
                 numbers = {s: guard.numbers(seen[s]) for s in seen}
+            samplers = [Sampler(replace(sampling, seed=sampling.seed + s), self._model.n_vocab)
+                        for s in range(len(seqs))]
             try:
                 nxt: dict[int, int] = {}  # sequence -> its sampled, not yet emitted token
                 pos = {s: q.n_positions for s, q in enumerate(seqs)}
