@@ -29,6 +29,14 @@ def test_profile_uses_future_item_attributes_only():
         future_profile(ITEMS, ["I9"])
 
 
+def test_review_profile_uses_the_given_item_words():
+    words = {"I1": "strings tuner", "I2": ""}  # I2: no training client named an aspect
+    assert future_profile(ITEMS, ["I1", "I2"], words) == "strings tuner"
+    assert future_profile(ITEMS, ["I2"], words) == ""  # such a case has no profile: not scored
+    with pytest.raises(KeyError, match="I9"):
+        future_profile(ITEMS, ["I9"], words)
+
+
 def test_choice_probabilities_by_hand():
     case = ChoiceCase("C1", "feature", ("black leather bag", "steel watch"), 0, "black leather bag")
     df = choice_rates([case], bag_of_words, UtilityConfig(k=2, temperature=0.5))

@@ -59,9 +59,11 @@ def _candidates_by_recommender(rec, dataset, client_id, target, true_item, k) ->
 
 
 def build_cases(dataset, refs: pd.DataFrame, test_clients: list[str], config: EvalConfig,
-                recommender=None, future: int = 3) -> tuple[list[Case], str]:
+                recommender=None, future: int = 3,
+                item_words: dict[str, str] | None = None) -> tuple[list[Case], str]:
     """Sample up to `max_cases` reference rows of the test clients (styles in turn) and give
-    each its candidates and future profile. Returns (cases, where the candidates came from)."""
+    each its candidates and future profile (`item_words`: see utility.future_profile).
+    Returns (cases, where the candidates came from)."""
     rows = refs[refs["client_id"].astype(str).isin(set(test_clients))]
     if rows.empty:
         raise ValueError("no reference explanations for the test clients")
@@ -86,7 +88,7 @@ def build_cases(dataset, refs: pd.DataFrame, test_clients: list[str], config: Ev
         fut = list(dict.fromkeys(mine[mine["timestamp"] >= t]["item_id"]))
         fut = [iid] + [i for i in fut if i != iid]
         try:
-            profile = utility.future_profile(dataset.items, fut[:future])
+            profile = utility.future_profile(dataset.items, fut[:future], item_words)
         except KeyError:
             profile = ""
         cases.append(Case(f"{cid}@{t.isoformat()}:{r.style}", cid, r.style, t, iid,
@@ -150,8 +152,9 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
 
 
 # ------------------------------------------------------------------------------ the command
-def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, str]:
-    """item -> most frequent aspect in training clients' references ("" -> overall)."""
+def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, list[str]]:
+    """item -> its aspects in training clients' references, most frequent first ("" -> overall);
+    ties keep first-seen order."""
     from collections import Counter
 
     rows = refs[refs["client_id"].astype(str).isin(set(train_clients))]
@@ -161,8 +164,8 @@ def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, st
         found = [a for a in aspects.split(";") if a]
         per_item.setdefault(item, Counter()).update(found)
         overall.update(found)
-    out = {i: c.most_common(1)[0][0] for i, c in per_item.items() if c}
-    out[""] = overall.most_common(1)[0][0] if overall else "quality"
+    out = {i: [a for a, _ in c.most_common()] for i, c in per_item.items() if c}
+    out[""] = [a for a, _ in overall.most_common()] or ["quality"]
     return out
 
 
@@ -224,7 +227,10 @@ def run(args) -> int:
         rec = Recommender.from_pretrained(rec_dir, dataset)
     review_data = args.dataset == "musical_instruments"
     config = EvalConfig(max_cases=args.max_cases, k=args.k, max_tokens=15 if review_data else None)
-    cases, source = build_cases(dataset, refs, split["test"], config, rec)
+    train_aspects = _train_aspects(refs, split["train"]) if review_data else None
+    profile_words = {i: " ".join(a[:utility.REVIEW_PROFILE_ASPECTS])
+                     for i, a in train_aspects.items() if i} if review_data else None
+    cases, source = build_cases(dataset, refs, split["test"], config, rec, item_words=profile_words)
     print(f"evaluate: {len(cases)} cases from {len(split['test'])} test clients, "
           f"K={config.k}, candidates: {source}", file=sys.stderr)
 
@@ -254,7 +260,7 @@ def run(args) -> int:
         try:
             if name == "template":
                 method = TemplateMethod(dataset.items, dataset.events,
-                                        _train_aspects(refs, split["train"]) if review_data else None)
+                                        {i: a[0] for i, a in train_aspects.items()} if review_data else None)
             elif name == "text-only":
                 from seller.llm.runtime import SoftPromptLLM
                 llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
@@ -301,9 +307,11 @@ def run(args) -> int:
                                 "llm.numbers_from_prompt: a number is written only if the "
                                 "prompt holds it (seller.llm.sampling.NumberGuard).")
     if review_data:
-        results["notes"].append("Musical Instruments items have no attributes: grounding and the "
-                                "attribute-profile utility simulator do not apply; texts are "
-                                "truncated to 15 tokens as PETER does.")
+        results["notes"].append(
+            "Musical Instruments items have no attributes: grounding does not apply; the "
+            "simulated client's profile holds its future items' "
+            f"{utility.REVIEW_PROFILE_ASPECTS} most frequent aspects in training clients' "
+            "reviews; texts are truncated to 15 tokens as PETER does.")
     from seller.evaluate.report import write_report
     for p in write_report(results, args.out or _repo() / "reports" / args.dataset):
         print(p)

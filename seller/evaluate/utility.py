@@ -26,10 +26,15 @@ descriptions, which a generator could copy). The generator, for its part, is giv
 before the target, so it cannot see the profile either. The temperature is fixed a priori
 (MiniLM cosines of short related texts differ by 0.05-0.2, so 0.05 lets a clearly better match
 dominate without turning choice into argmax); it is never tuned on the test clients.
+
+Review data (Musical Instruments) has no catalogue attributes. There the words standing for an
+item are its `REVIEW_PROFILE_ASPECTS` most frequent aspects in TRAINING clients' reference
+sentences (the aspect words PETER's features are made of). A test client's own reviews, the
+references scored, never enter a profile: test clients are all held out of training.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +42,9 @@ import pandas as pd
 
 PROFILE_COLUMNS = ("maison", "category", "subcategory", "color", "material", "hardware",
                    "collection")
+# Review data: aspects per future item in the profile, fixed before any evaluation run (a
+# 5-core item has a handful of recurring aspects; five keep its main ones, not its long tail).
+REVIEW_PROFILE_ASPECTS = 5
 
 
 @dataclass(frozen=True)
@@ -75,14 +83,19 @@ class ChoiceCase:
                              f"{len(self.explanations)} candidates")
 
 
-def future_profile(items: pd.DataFrame, future_item_ids: Sequence[str]) -> str:
-    """Profile text from the catalogue attributes of the client's future items (no free text)."""
+def future_profile(items: pd.DataFrame, future_item_ids: Sequence[str],
+                   item_words: Mapping[str, str] | None = None) -> str:
+    """Profile text from the catalogue attributes of the client's future items (no free text).
+    `item_words` (item -> words) stands in for the attributes where the catalogue has none:
+    review data's training-client aspects (see the module docstring)."""
     if not future_item_ids:
         raise ValueError("future_profile: the client has no held-out future events")
     table = items.set_index("item_id")
     missing = [i for i in future_item_ids if i not in table.index]
     if missing:
         raise KeyError(f"future_profile: item_id {missing[0]!r} is not in the catalogue")
+    if item_words is not None:
+        return "; ".join(w for w in (item_words.get(i, "") for i in future_item_ids) if w)
     parts = []
     for item_id in future_item_ids:
         row = table.loc[item_id]
