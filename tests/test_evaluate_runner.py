@@ -149,3 +149,13 @@ def test_seller_evaluate_end_to_end_on_sample_with_the_real_gguf(tmp_path):
     texts = [e["explanation"] for e in res["examples"] if e["method"] == "text-only"]
     assert texts and all(t.strip() for t in texts)
     assert res["methods"]["text-only"]["timing"]["n_explanations"] == 4
+
+
+def test_report_command_keeps_every_option_that_changes_the_report():
+    p = argparse.ArgumentParser()
+    runner.add_arguments(p)
+    args = p.parse_args(["--dataset", "sample", "--out", "reports/x", "--max-cases", "32",
+                         "--methods", "template,pepler", "--model", "pepler=runs/full/pepler"])
+    assert runner._command(args, ["template", "pepler"]) == (
+        "seller evaluate --dataset sample --out reports/x --max-cases 32 --k 4 "
+        "--methods template,pepler --model pepler=runs/full/pepler")

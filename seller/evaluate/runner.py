@@ -184,6 +184,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
 
 
+def _command(args, methods: list[str]) -> str:
+    """The command line that regenerates the report, with every option that changes it."""
+    parts = [f"seller evaluate --dataset {args.dataset}",
+             f"--out {args.out or 'reports/' + args.dataset}"]
+    parts += [f"--{name} {value}" for name, value in (("config", args.config), ("models", args.models))
+              if value]
+    parts += [f"--max-cases {args.max_cases} --k {args.k} --methods {','.join(methods)}"]
+    parts += [f"--model {m}" for m in args.model]
+    return " ".join(parts)
+
+
 def _repo() -> Path:
     return Path(__file__).resolve().parents[2]
 
@@ -251,9 +262,7 @@ def run(args) -> int:
 
     results = {"dataset": dataset.name, "n_cases": len(cases), "n_clients": len(split["test"]),
                "k": config.k, "candidates_from": source, "methods": {}, "skipped": {},
-               "command": f"seller evaluate --dataset {args.dataset} --out "
-                          f"{args.out or 'reports/' + args.dataset} --max-cases {args.max_cases} "
-                          f"--k {args.k} --methods {','.join(wanted)}",
+               "command": _command(args, wanted),
                "notes": [f"test clients from {split_source}"], "examples": []}
     llm = None
     for name in wanted:
