@@ -63,6 +63,7 @@ class RecommenderConfig:
     use_attributes: bool = True  # maison, category, colour, ... + price band
     use_event_features: bool = True  # event type, channel, log time gap
     min_id_count: int = 1  # training events an item needs to get its own ID embedding
+    id_dropout: float = 0.0  # see ItemEncoderConfig.id_dropout
     epochs: int = 200  # upper bound; early stopping on valid NDCG@10 usually ends sooner
     batch_size: int = 64  # windows per step: more, smaller steps converge in fewer epochs
     lr: float = 1e-3  # Adam, as SASRec
@@ -109,7 +110,8 @@ class Recommender(nn.Module):
         self.config, self.item_ids, self.segments = config, list(item_ids), list(segments)
         self.fingerprint = catalog_fingerprint(self.item_ids)
         self.item_encoder = ItemSemanticEncoder(ItemEncoderConfig(
-            config.d_model, config.use_attributes, config.use_text, config.use_id), featurizer)
+            config.d_model, config.use_attributes, config.use_text, config.use_id,
+            id_dropout=config.id_dropout), featurizer)
         self.user_encoder = build_user_encoder(SequenceEncoderConfig(
             config.encoder, config.d_model, config.n_layers, config.n_heads, config.dropout,
             config.max_len, len(segments) + 1, config.use_event_features))

@@ -56,6 +56,28 @@ def test_item_encoder_shapes_unseen_and_missing_attributes():
     assert item_text(items.iloc[2]) == "Montre Nuit"
 
 
+def test_id_dropout_leaves_out_id_vectors_in_training_only():
+    items = catalog()
+    warm = ItemFeaturizer.fit(items, ["I1", "I2", "I3"])
+    enc = ItemSemanticEncoder(ItemEncoderConfig(d_item=8, use_text=False, id_dropout=0.5), warm)
+    feats = warm.transform(pd.concat([items] * 200, ignore_index=True))  # 600 rows
+    args = (torch.from_numpy(feats["attributes"]), torch.from_numpy(feats["price_band"]),
+            torch.from_numpy(feats["id"]), None)
+    enc.eval()
+    enc.ids.weight.data.zero_()
+    no_id = enc(*args)  # what an item is without its ID vector
+    enc.ids.weight.data.normal_()
+    enc.train()
+    torch.manual_seed(0)
+    out = enc(*args)
+    dropped = torch.isclose(out, no_id, atol=1e-6).all(dim=1)
+    assert 0.4 < dropped.float().mean() < 0.6  # about half the rows lost their ID vector
+    enc.eval()
+    assert not torch.isclose(enc(*args), no_id, atol=1e-6).all(dim=1).any()  # serving keeps all
+    with pytest.raises(ValueError, match="id_dropout"):
+        ItemEncoderConfig(id_dropout=1.0)
+
+
 def test_text_similarity_is_semantic():
     from seller.encoders.text import embed_texts
     a, b, c = embed_texts(["black leather handbag", "dark calfskin tote bag", "steel diving watch"])

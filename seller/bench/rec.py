@@ -14,8 +14,9 @@ the same latency on a 12k-item and a generated 200k-item catalog.
 Sample data adds `extras`: ours vs ID-only on test targets that are one-of-a-kind (also: only
 those the client meets for the first time) or newly launched items, and a shuffled-order
 control (ours trained and tested on histories whose event order is randomly permuted per
-client: if order carries no signal it would match ours), and ours without ID embeddings (items
-known only by their semantics: what the semantic path alone does for rare pieces).
+client: if order carries no signal it would match ours), ours without ID embeddings (items
+known only by their semantics: what the semantic path alone does for rare pieces) and ours with
+half of the ID embeddings left out of each training forward (`id_dropout` 0.5, fixed a priori).
 Results: JSON (shape in the issue) + a markdown table next to it.
 """
 from __future__ import annotations
@@ -253,7 +254,7 @@ def target_groups(dataset, targets) -> tuple[dict[str, np.ndarray], "pd.Timestam
 
 def sample_extras(dataset, configs, text_vectors, seed, log) -> dict:
     """Ours vs ID-only on one-of-a-kind and newly launched targets; shuffled-order control;
-    ours without ID embeddings."""
+    ours without ID embeddings and with ID dropout."""
     from dataclasses import replace
 
     import pandas as pd
@@ -269,7 +270,8 @@ def sample_extras(dataset, configs, text_vectors, seed, log) -> dict:
         out["n_targets"][g] = int(mask.sum())
     runs = {"ours": (configs["ours"], split), "sasrec-ce-id": (configs["sasrec-ce-id"], split),
             "ours-shuffled-order": (configs["ours"], _shuffled(split, seed)),
-            "ours-without-id": (replace(configs["ours"], use_id=False), split)}
+            "ours-without-id": (replace(configs["ours"], use_id=False), split),
+            "ours-id-dropout": (replace(configs["ours"], id_dropout=0.5), split)}
     for name, (config, sp) in runs.items():
         model = train_recommender(dataset, config, train=sp.train, valid=sp.valid,
                                   text_vectors=text_vectors, log=lambda m: log(f"   {name}: {m}"))

@@ -37,12 +37,17 @@ class ItemEncoderConfig:
     use_text: bool = True  # MiniLM embedding of name + description
     use_id: bool = True  # ID embedding for warm items (memorises item-specific taste)
     text_dim: int = 384  # all-MiniLM-L6-v2 output size
+    # share of items whose ID embedding a training forward leaves out, so the semantic path
+    # also learns to score without one (new and rare pieces have no warm ID); 0 = off
+    id_dropout: float = 0.0
 
     def __post_init__(self):
         if self.d_item < 1:
             raise ValueError(f"d_item must be >= 1, got {self.d_item}")
         if not (self.use_attributes or self.use_text or self.use_id):
             raise ValueError("an item encoder needs at least one of use_attributes, use_text, use_id")
+        if not 0 <= self.id_dropout < 1:
+            raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
 
 
 def _clean(value) -> str | None:
@@ -145,7 +150,11 @@ class ItemSemanticEncoder(nn.Module):
         if self.config.use_text:
             out = out + self.text(text)
         if self.config.use_id:
-            out = out + self.ids(ids)
+            id_vectors = self.ids(ids)
+            if self.training and self.config.id_dropout > 0:
+                keep = torch.rand(len(ids), 1, device=ids.device) >= self.config.id_dropout
+                id_vectors = id_vectors * keep
+            out = out + id_vectors
         return out
 
     # -- the catalog, kept as buffers so a checkpoint scores without re-running MiniLM ----------
