@@ -37,6 +37,9 @@ class DataConfig:
     max_fact_events: int = 4  # shared history facts spelled out in the prompt (prompt length dominates cost)
     related_facts: int = 2  # candidate-specific facts: the events the adapter's attention weighs most
     max_samples: int = 0  # cap on training rows (0 = all); small values make smoke configs
+    # review data, whose items are bare ids: describe each candidate in the prompt by its this
+    # many most frequent aspects in TRAINING clients' reviews (0 = off; needs explanations = "reviews")
+    item_aspects: int = 0
 
     def __post_init__(self):
         for s in self.styles:
@@ -49,6 +52,11 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: must be in [0, 0.5), got {getattr(self, key)}")
         if self.max_history < 1:
             raise ConfigError(f"data.max_history: must be >= 1, got {self.max_history}")
+        if self.item_aspects < 0:
+            raise ConfigError(f"data.item_aspects: must be >= 0, got {self.item_aspects}")
+        if self.item_aspects and self.explanations != "reviews":
+            raise ConfigError("data.item_aspects: only for review data (data.explanations = \"reviews\"), "
+                              f"got explanations = {self.explanations!r}")
 
 
 @dataclass

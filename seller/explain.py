@@ -86,10 +86,10 @@ class ExplanationsStream:
 
 class Explainer:
     def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,
-                 sampling=None, stop=None):
+                 sampling=None, stop=None, item_aspects: dict[str, list[str]] | None = None):
         from seller.adapter.pipeline import ExplanationPipeline
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
-        self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg)
+        self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg, item_aspects)
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
         self.sampling = sampling or LLMConfig().sampling()
         self.stop = tuple(LLMConfig().stop if stop is None else stop)
@@ -121,7 +121,8 @@ class Explainer:
                              f"{directory / 'recommender'} is {have}; retrain the adapter (seller train) after "
                              f"replacing the recommender")
         return cls(dataset, rec, adapter, llm, cfg.data, adapter.meta.get("model_version", directory.name),
-                   max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling(), stop=cfg.llm.stop)
+                   max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling(), stop=cfg.llm.stop,
+                   item_aspects=_item_aspects(directory, cfg.data.item_aspects))
 
     def recommend(self, client_id: str, k: int = 5, exclude_purchased: bool = True):
         """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
@@ -193,6 +194,18 @@ class Explainer:
 
     def close(self) -> None:
         self.llm.close()
+
+
+def _item_aspects(directory: Path, n: int) -> dict[str, list[str]] | None:
+    """The item descriptions the model was trained with (data.item_aspects), or None."""
+    if not n:
+        return None
+    from seller.train import ITEM_ASPECTS_FILE
+    path = directory / ITEM_ASPECTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} was trained with data.item_aspects = {n} but lacks {ITEM_ASPECTS_FILE}; "
+                                f"retrain it (seller train)")
+    return json.loads(path.read_text())
 
 
 def _lora_file(directory: Path) -> Path | None:

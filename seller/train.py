@@ -9,7 +9,8 @@ autocast (only where it measures faster), resumable checkpoints, a tqdm bar with
 samples/s and ETA, per-epoch validation loss and llama.cpp sample generations, fixed seeds.
 Under `torchrun` each process takes every world_size-th example and DDP averages gradients
 (gloo on CPU, nccl on GPU). Writes to train.out_dir: adapter/, config.json, split.json,
-train_log.jsonl, metrics.json (and recommender/ when it had to be trained here).
+train_log.jsonl, metrics.json (and recommender/ when it had to be trained here; item_aspects.json
+when data.item_aspects describes items).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from seller.config import Config, ConfigError, load_config
 
 LORA_GGUF = "adapter.gguf"  # in <model>/lora/, beside peft's files: what serving loads
+ITEM_ASPECTS_FILE = "item_aspects.json"  # in <model>/: item -> the aspects its prompts named (review data)
 INIT_PHRASE = " client history taste pieces style occasion detail explain"  # soft-prompt init tokens
 
 
@@ -89,6 +91,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
 
     from seller.adapter.data import (build_examples, load_dataset, load_explanations, split_clients,
                                      split_examples)
+    from seller.adapter.facts import prompt_aspects
     from seller.adapter.io import build_adapter, save_pretrained
     from seller.adapter.base import AdapterShape
     from seller.adapter.pipeline import ExplanationPipeline
@@ -117,7 +120,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     init_ids = bb.tokenizer.encode(INIT_PHRASE)
     init = bb.token_embeddings[[init_ids[i % len(init_ids)] for i in range(cfg.adapter.n_prompts)]].detach()
     adapter = build_adapter(cfg.adapter, shape, init, client_ids=split["train"], item_ids=rec.item_ids)
-    pipe = ExplanationPipeline(dataset, rec, adapter, bb.tokenizer, cfg.data)
+    aspects = prompt_aspects(frame, split["train"], cfg.data.item_aspects)
+    pipe = ExplanationPipeline(dataset, rec, adapter, bb.tokenizer, cfg.data, aspects)
     lora_params = _maybe_lora(cfg, bb)
 
     joint = tc.next_item_weight > 0
@@ -497,6 +501,8 @@ def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_se
         write_gguf_lora(bb.model, out / "lora" / LORA_GGUF)  # the same weights for llama.cpp
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     (out / "split.json").write_text(json.dumps(split, indent=1))
+    if aspects:  # the item descriptions these prompts were trained with; serving reads them back
+        (out / ITEM_ASPECTS_FILE).write_text(json.dumps(aspects, indent=0))
     ce = history["train_ce"]
     k = max(1, min(10, len(ce) // 4))
     metrics = {

@@ -155,6 +155,10 @@ def test_config_errors_name_the_key(tmp_path):
         config_from_dict({"colour": 1})
     with pytest.raises(ConfigError, match=r"adapter\.kind: 'mixture'"):
         config_from_dict({"adapter": {"kind": "mixture"}})
+    with pytest.raises(ConfigError, match=r"data\.item_aspects: must be >= 0, got -1"):
+        config_from_dict({"data": {"explanations": "reviews", "item_aspects": -1}})
+    with pytest.raises(ConfigError, match=r"data\.item_aspects: only for review data.*explanations.csv"):
+        config_from_dict({"data": {"item_aspects": 5}})  # the sample's items have their own attributes
     p = tmp_path / "bad.toml"
     p.write_text("[train]\nepochs = true\n")
     with pytest.raises(ConfigError, match=r"bad\.toml: train\.epochs: expected int, got bool"):

@@ -77,3 +77,30 @@ def test_real_musical_instruments_extraction():
     assert len(out) > 0.85 * 1500  # PETER-style data keeps most reviews
     lengths = out["text"].str.split().str.len()
     assert lengths.between(3, 40).all()
+
+
+def test_prompt_aspects_describe_items_from_training_clients_only():
+    from seller.adapter.facts import item_text, prompt_aspects
+
+    refs = pd.DataFrame({"client_id": ["A", "B", "B", "T", "T"], "item_id": ["X", "X", "Y", "X", "Z"],
+                         "aspects": ["strings;tuner;case", "tuner", "pedal", "cable;cable", "amp"]})
+    got = prompt_aspects(refs, ["A", "B"], 2)
+    # T is held out: its 'cable' never outranks, its item Z gets no description at all
+    assert got == {"X": ["tuner", "strings"], "Y": ["pedal"]}
+    assert prompt_aspects(refs, ["A", "B"], 0) == {}
+    item = pd.Series({"item_id": "X", "name": "X"})
+    assert item_text(item, got["X"]) == "X, reviewers mention tuner, strings"
+    assert item_text(item) == "X"  # no aspects, no description (the sample's prompts are unchanged)
+
+
+def test_model_trained_with_item_aspects_needs_its_aspects_file(tmp_path):
+    import json
+
+    from seller.explain import _item_aspects
+    from seller.train import ITEM_ASPECTS_FILE
+
+    assert _item_aspects(tmp_path, 0) is None  # trained without descriptions: none served
+    with pytest.raises(FileNotFoundError, match=rf"item_aspects = 5 but lacks {ITEM_ASPECTS_FILE}"):
+        _item_aspects(tmp_path, 5)
+    (tmp_path / ITEM_ASPECTS_FILE).write_text(json.dumps({"X": ["tuner"]}))
+    assert _item_aspects(tmp_path, 5) == {"X": ["tuner"]}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from seller.data.dataset import Dataset
+from seller.data.review_explanations import item_aspects
 from seller.evaluate import report, runner
 from seller.evaluate.grounding import GroundingChecker
 from seller.evaluate.methods import TemplateMethod
@@ -120,7 +121,7 @@ def test_unknown_method_is_rejected(capsys):
 def test_review_template_uses_training_clients_aspects_only():
     refs = pd.DataFrame({"client_id": ["A", "A", "B", "T"], "item_id": ["X", "X", "X", "Y"],
                          "aspects": ["strings;tuner", "strings", "tuner", "pedal"]})
-    got = runner._train_aspects(refs, ["A", "B"])
+    got = item_aspects(refs, ["A", "B"])
     # T is a test client: its 'pedal' is unseen; ties keep first-seen order
     assert got == {"X": ["strings", "tuner"], "": ["strings", "tuner"]}
     ds, _ = crafted()

@@ -192,3 +192,30 @@ def test_lora_run_is_served_with_its_lora(tmp_path):
     (folder / "adapter.gguf").unlink()
     with pytest.raises(FileNotFoundError, match="adapter.gguf"):
         Explainer.from_pretrained(tmp_path / "lora-run")
+
+
+@needs_recommender
+def test_layout_describes_the_candidate_with_its_aspects(sample, backbone):
+    """Review data: training and serving prompts both name the candidate's aspects (one place:
+    ExplanationPipeline.layout); other items, and pipelines without aspects, are unchanged."""
+    from seller.adapter.base import AdapterShape
+    from seller.adapter.io import build_adapter
+    from seller.adapter.pipeline import ExplanationPipeline
+    from seller.config import AdapterConfig
+    from seller.recommend import Recommender
+
+    rec = Recommender.from_pretrained(RECOMMENDER, sample)
+    shape = AdapterShape(rec.config.d_model, rec.config.d_model, backbone.n_embd, backbone.embedding_rms)
+    adapter = build_adapter(AdapterConfig(n_prompts=4), shape).eval()
+    a, b = rec.item_ids[:2]
+    client = str(sample.clients["client_id"].iloc[0])
+    with_aspects = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, DataConfig(), {a: ["strap", "clasp"]})
+    plain = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, DataConfig())
+
+    def text(pipe, item):
+        return backbone.tokenizer.decode([t for s in pipe.layout(client, item, "feature", None, []).segments
+                                          if s.kind != "soft" for t in s.ids])
+
+    assert "reviewers mention strap, clasp" in text(with_aspects, a)
+    assert "reviewers mention" not in text(with_aspects, b)
+    assert text(plain, a) == text(with_aspects, a).replace(", reviewers mention strap, clasp", "")

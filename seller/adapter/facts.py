@@ -10,6 +10,8 @@ collection). Client names are never part of a prompt.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 INSTRUCTIONS = {  # short: every token is a forward pass per training step
@@ -42,9 +44,10 @@ def date_text(ts: pd.Timestamp) -> str:
     return f"{ts.day} {MONTHS[ts.month - 1]} {ts.year}"
 
 
-def item_text(item) -> str:
+def item_text(item, aspects: Sequence[str] = ()) -> str:
     """`item`: a row of Dataset.items. E.g. 'Lune Tote in Black Calfskin, Aubrelle handbags, gold
-    hardware, Heritage collection'. Public items may have only a name (or an id)."""
+    hardware, Heritage collection'. Public items may have only a name (or an id); `aspects`
+    (review data, `item_aspects`) describe them: 'B0002E1G5C, reviewers mention strings, tuner'."""
     parts = [_val(item, "name") or _val(item, "item_id")]
     maker = " ".join(p for p in (_val(item, "maison"), _val(item, "category")) if p)
     if maker:
@@ -53,7 +56,16 @@ def item_text(item) -> str:
         parts.append(f"{_val(item, 'hardware')} hardware")
     if _val(item, "collection"):
         parts.append(f"{_val(item, 'collection')} collection")
+    if aspects:
+        parts.append("reviewers mention " + ", ".join(aspects))
     return ", ".join(parts)
+
+
+def prompt_aspects(refs: pd.DataFrame, train_clients, n: int) -> dict[str, list[str]]:
+    """item -> the `n` aspects `item_text` names for it (`DataConfig.item_aspects`): its most
+    frequent in training clients' references only; items no training client reviewed get none."""
+    from seller.data.review_explanations import item_aspects
+    return {i: a[:n] for i, a in item_aspects(refs, train_clients).items() if i} if n else {}
 
 
 def event_fact(event, item, detail: bool = False) -> str:

@@ -21,8 +21,11 @@ from seller.llm.layout import Layout, build_layout
 
 
 class ExplanationPipeline:
-    def __init__(self, dataset, recommender, adapter, tokenizer, data_cfg: DataConfig):
+    def __init__(self, dataset, recommender, adapter, tokenizer, data_cfg: DataConfig,
+                 item_aspects: dict[str, list[str]] | None = None):
+        """`item_aspects`: item -> words `item_text` adds (`facts.prompt_aspects`; review data)."""
         self.dataset, self.rec, self.adapter, self.tokenizer, self.cfg = dataset, recommender, adapter, tokenizer, data_cfg
+        self.item_aspects = dict(item_aspects or {})
         self.items = dataset.items.set_index(dataset.items["item_id"].astype(str), drop=False)
         self.events = dataset.events.set_index(dataset.events["event_id"].astype(str), drop=False)
         self.max_len = min(data_cfg.max_history, recommender.config.max_len)
@@ -92,7 +95,8 @@ class ExplanationPipeline:
             if len(ids) > max_target_tokens:
                 target = self.tokenizer.decode(ids[:max_target_tokens])
         return build_layout(self.tokenizer, instruction=instruction(style), history=facts,
-                            item=item_text(self.items.loc[item_id]), n_soft=self.n_soft,
+                            item=item_text(self.items.loc[item_id], self.item_aspects.get(item_id, ())),
+                            n_soft=self.n_soft,
                             target=target, max_positions=max_positions)
 
 

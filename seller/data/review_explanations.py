@@ -192,3 +192,20 @@ def extract_reference_explanations(reviews: pd.DataFrame,
                          ";".join(found[1])))
     return pd.DataFrame(rows, columns=["client_id", "item_id", "target_timestamp", "style",
                                        "text", "cited_event_ids", "aspects"])
+
+
+def item_aspects(refs: pd.DataFrame, train_clients: Iterable[str]) -> dict[str, list[str]]:
+    """item -> its aspects in TRAINING clients' reference sentences, most frequent first; ""
+    -> the same over all items (["quality"] when there is none). Ties keep first-seen order.
+    Held-out clients' reviews never count, so whatever is built on this (the template, the
+    simulated client's profiles, the prompts' item descriptions) cannot see a test reference."""
+    rows = refs[refs["client_id"].astype(str).isin(set(map(str, train_clients)))]
+    per_item: dict[str, Counter] = {}
+    overall = Counter()
+    for item, aspects in zip(rows["item_id"].astype(str), rows["aspects"].astype(str)):
+        found = [a for a in aspects.split(";") if a]
+        per_item.setdefault(item, Counter()).update(found)
+        overall.update(found)
+    out = {i: [a for a, _ in c.most_common()] for i, c in per_item.items() if c}
+    out[""] = [a for a, _ in overall.most_common()] or ["quality"]
+    return out

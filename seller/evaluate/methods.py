@@ -144,6 +144,7 @@ class TextOnlyMethod:
     max_tokens: int = 48  # the training config's llm.max_target_tokens
     sampling: SamplingParams = field(default_factory=SamplingParams)  # the config's llm.sampling()
     stop: tuple[str, ...] = ()  # the config's llm.stop
+    item_aspects: dict[str, list[str]] = field(default_factory=dict)  # as the trained methods' prompts
     name: str = "text-only"
 
     def __post_init__(self):
@@ -158,7 +159,8 @@ class TextOnlyMethod:
         history = df[df["timestamp"] < case.target_time]
         facts, ids = history_facts(history, self._items, self.max_facts)
         layouts = [build_layout(self.llm.tokenizer, instruction=instruction(case.style),
-                                history=facts, item=item_text(self._items.loc[i]), n_soft=0,
+                                history=facts, item=item_text(self._items.loc[i], self.item_aspects.get(i, ())),
+                                n_soft=0,
                                 max_positions=self.llm.n_ctx // max(1, len(item_ids))
                                 - self.max_tokens)
                    for i in item_ids]

@@ -152,23 +152,6 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
 
 
 # ------------------------------------------------------------------------------ the command
-def _train_aspects(refs: pd.DataFrame, train_clients: list[str]) -> dict[str, list[str]]:
-    """item -> its aspects in training clients' references, most frequent first ("" -> overall);
-    ties keep first-seen order."""
-    from collections import Counter
-
-    rows = refs[refs["client_id"].astype(str).isin(set(train_clients))]
-    per_item: dict[str, Counter] = {}
-    overall = Counter()
-    for item, aspects in zip(rows["item_id"].astype(str), rows["aspects"].astype(str)):
-        found = [a for a in aspects.split(";") if a]
-        per_item.setdefault(item, Counter()).update(found)
-        overall.update(found)
-    out = {i: [a for a, _ in c.most_common()] for i, c in per_item.items() if c}
-    out[""] = [a for a, _ in overall.most_common()] or ["quality"]
-    return out
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample")
     parser.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
@@ -215,6 +198,8 @@ def run(args) -> int:
     import torch
 
     from seller.adapter.data import load_dataset, load_explanations, split_clients
+    from seller.adapter.facts import prompt_aspects
+    from seller.data.review_explanations import item_aspects
     from seller.config import load_config
 
     torch.set_num_threads(args.threads)
@@ -238,7 +223,7 @@ def run(args) -> int:
         rec = Recommender.from_pretrained(rec_dir, dataset)
     review_data = args.dataset == "musical_instruments"
     config = EvalConfig(max_cases=args.max_cases, k=args.k, max_tokens=15 if review_data else None)
-    train_aspects = _train_aspects(refs, split["train"]) if review_data else None
+    train_aspects = item_aspects(refs, split["train"]) if review_data else None
     profile_words = {i: " ".join(a[:utility.REVIEW_PROFILE_ASPECTS])
                      for i, a in train_aspects.items() if i} if review_data else None
     cases, source = build_cases(dataset, refs, split["test"], config, rec, item_words=profile_words)
@@ -279,7 +264,8 @@ def run(args) -> int:
                 method = TextOnlyMethod(dataset.items, dataset.events, llm,
                                         max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
                                         cfg.llm.max_target_tokens, cfg.llm.sampling(),
-                                        tuple(cfg.llm.stop))
+                                        tuple(cfg.llm.stop),
+                                        prompt_aspects(refs, split["train"], cfg.data.item_aspects))
             else:
                 path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
                 if not (path / "config.json").exists():
