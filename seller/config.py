@@ -40,6 +40,9 @@ class DataConfig:
     # review data, whose items are bare ids: describe each candidate in the prompt by its this
     # many most frequent aspects in TRAINING clients' reviews (0 = off; needs explanations = "reviews")
     item_aspects: int = 0
+    # the chat's system turn in every prompt (training, serving, the text-only baseline);
+    # "" = the luxury client advisor's (seller.llm.layout.LayoutConfig.system)
+    system: str = ""
 
     def __post_init__(self):
         for s in self.styles:

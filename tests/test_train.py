@@ -195,9 +195,10 @@ def test_lora_run_is_served_with_its_lora(tmp_path):
 
 
 @needs_recommender
-def test_layout_describes_the_candidate_with_its_aspects(sample, backbone):
-    """Review data: training and serving prompts both name the candidate's aspects (one place:
-    ExplanationPipeline.layout); other items, and pipelines without aspects, are unchanged."""
+def test_layout_describes_the_candidate_with_its_aspects_and_the_configs_system_turn(sample, backbone):
+    """Review data: training and serving prompts both name the candidate's aspects and the
+    config's system turn (one place: ExplanationPipeline.layout); other items, and pipelines
+    without aspects, are unchanged."""
     from seller.adapter.base import AdapterShape
     from seller.adapter.io import build_adapter
     from seller.adapter.pipeline import ExplanationPipeline
@@ -219,3 +220,6 @@ def test_layout_describes_the_candidate_with_its_aspects(sample, backbone):
     assert "reviewers mention strap, clasp" in text(with_aspects, a)
     assert "reviewers mention" not in text(with_aspects, b)
     assert text(plain, a) == text(with_aspects, a).replace(", reviewers mention strap, clasp", "")
+    # the config's system turn replaces the luxury advisor's in the same prompt
+    music = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, DataConfig(system="You sell guitars."))
+    assert "You sell guitars." in text(music, a) and "luxury" in text(plain, a) and "luxury" not in text(music, a)

@@ -61,6 +61,12 @@ def item_text(item, aspects: Sequence[str] = ()) -> str:
     return ", ".join(parts)
 
 
+def layout_config(cfg) -> "LayoutConfig":
+    """The fixed prompt texts for `cfg` (DataConfig): its `system` turn, else the default."""
+    from seller.llm.layout import LayoutConfig
+    return LayoutConfig(system=cfg.system) if cfg.system else LayoutConfig()
+
+
 def prompt_aspects(refs: pd.DataFrame, train_clients, n: int) -> dict[str, list[str]]:
     """item -> the `n` aspects `item_text` names for it (`DataConfig.item_aspects`): its most
     frequent in training clients' references only; items no training client reviewed get none."""

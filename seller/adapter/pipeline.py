@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from seller.adapter.base import AdapterInputs
-from seller.adapter.facts import history_facts, instruction, item_text, related_fact
+from seller.adapter.facts import history_facts, instruction, item_text, layout_config, related_fact
 from seller.config import STYLES, DataConfig
 from seller.data.sequences import ClientSequence
 from seller.llm.layout import Layout, build_layout
@@ -26,6 +26,7 @@ class ExplanationPipeline:
         """`item_aspects`: item -> words `item_text` adds (`facts.prompt_aspects`; review data)."""
         self.dataset, self.rec, self.adapter, self.tokenizer, self.cfg = dataset, recommender, adapter, tokenizer, data_cfg
         self.item_aspects = dict(item_aspects or {})
+        self.layout_config = layout_config(data_cfg)
         self.items = dataset.items.set_index(dataset.items["item_id"].astype(str), drop=False)
         self.events = dataset.events.set_index(dataset.events["event_id"].astype(str), drop=False)
         self.max_len = min(data_cfg.max_history, recommender.config.max_len)
@@ -96,8 +97,8 @@ class ExplanationPipeline:
                 target = self.tokenizer.decode(ids[:max_target_tokens])
         return build_layout(self.tokenizer, instruction=instruction(style), history=facts,
                             item=item_text(self.items.loc[item_id], self.item_aspects.get(item_id, ())),
-                            n_soft=self.n_soft,
-                            target=target, max_positions=max_positions)
+                            n_soft=self.n_soft, target=target, max_positions=max_positions,
+                            config=self.layout_config)
 
 
 def gold_positions(history: ClientSequence, cited_event_ids) -> np.ndarray:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seller.llm.layout import LayoutConfig
 from seller.llm.sampling import SamplingParams
 
 ATTRS = ("maison", "category", "color", "material", "hardware", "collection")
@@ -145,6 +146,7 @@ class TextOnlyMethod:
     sampling: SamplingParams = field(default_factory=SamplingParams)  # the config's llm.sampling()
     stop: tuple[str, ...] = ()  # the config's llm.stop
     item_aspects: dict[str, list[str]] = field(default_factory=dict)  # as the trained methods' prompts
+    layout: LayoutConfig = field(default_factory=LayoutConfig)  # the config's system turn (facts.layout_config)
     name: str = "text-only"
 
     def __post_init__(self):
@@ -162,7 +164,7 @@ class TextOnlyMethod:
                                 history=facts, item=item_text(self._items.loc[i], self.item_aspects.get(i, ())),
                                 n_soft=0,
                                 max_positions=self.llm.n_ctx // max(1, len(item_ids))
-                                - self.max_tokens)
+                                - self.max_tokens, config=self.layout)
                    for i in item_ids]
         t0 = time.perf_counter()
         texts = self.llm.generate_many(layouts, None, max_tokens=self.max_tokens,

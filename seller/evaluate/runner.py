@@ -198,7 +198,7 @@ def run(args) -> int:
     import torch
 
     from seller.adapter.data import load_dataset, load_explanations, split_clients
-    from seller.adapter.facts import prompt_aspects
+    from seller.adapter.facts import layout_config, prompt_aspects
     from seller.data.review_explanations import item_aspects
     from seller.config import load_config
 
@@ -265,7 +265,8 @@ def run(args) -> int:
                                         max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
                                         cfg.llm.max_target_tokens, cfg.llm.sampling(),
                                         tuple(cfg.llm.stop),
-                                        prompt_aspects(refs, split["train"], cfg.data.item_aspects))
+                                        prompt_aspects(refs, split["train"], cfg.data.item_aspects),
+                                        layout_config(cfg.data))
             else:
                 path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
                 if not (path / "config.json").exists():

@@ -30,7 +30,10 @@ dominate without turning choice into argmax); it is never tuned on the test clie
 Review data (Musical Instruments) has no catalogue attributes. There the words standing for an
 item are its `REVIEW_PROFILE_ASPECTS` most frequent aspects in TRAINING clients' reference
 sentences (the aspect words PETER's features are made of). A test client's own reviews, the
-references scored, never enter a profile: test clients are all held out of training.
+references scored, never enter a profile: test clients are all held out of training. These
+words play the catalogue attributes' part: with `data.item_aspects` the prompts name each
+candidate's top aspects, as the sample's prompts name its maison, hardware and collection,
+so on both datasets an explanation that describes the true item well matches the future.
 """
 from __future__ import annotations
 
