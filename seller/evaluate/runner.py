@@ -308,6 +308,15 @@ def run(args) -> int:
             "simulated client's profile holds its future items' "
             f"{utility.REVIEW_PROFILE_ASPECTS} most frequent aspects in training clients' "
             "reviews; texts are truncated to 15 tokens as PETER does.")
+    if cfg.data.item_aspects:
+        results["notes"].append(
+            f"Every LLM prompt ({cfg_path.name}'s data.item_aspects) names the candidate's "
+            f"{cfg.data.item_aspects} most frequent aspects in training clients' reviews, the "
+            "same words the template and the simulated client read; a trained model uses the "
+            "descriptions saved with it.")
+    if cfg.data.system:
+        results["notes"].append(f"System turn of every LLM prompt ({cfg_path.name}'s data.system): "
+                                f"\"{cfg.data.system}\"")
     from seller.evaluate.report import write_report
     for p in write_report(results, args.out or _repo() / "reports" / args.dataset):
         print(p)
