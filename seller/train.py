@@ -501,8 +501,8 @@ def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_se
         write_gguf_lora(bb.model, out / "lora" / LORA_GGUF)  # the same weights for llama.cpp
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     (out / "split.json").write_text(json.dumps(split, indent=1))
-    if aspects:  # the item descriptions these prompts were trained with; serving reads them back
-        (out / ITEM_ASPECTS_FILE).write_text(json.dumps(aspects, indent=0))
+    if pipe.item_aspects:  # the item descriptions these prompts were trained with; serving reads them back
+        (out / ITEM_ASPECTS_FILE).write_text(json.dumps(pipe.item_aspects, indent=0))
     ce = history["train_ce"]
     k = max(1, min(10, len(ce) // 4))
     metrics = {
