@@ -205,7 +205,14 @@ def _item_aspects(directory: Path, n: int) -> dict[str, list[str]] | None:
     if not path.is_file():
         raise FileNotFoundError(f"{directory} was trained with data.item_aspects = {n} but lacks {ITEM_ASPECTS_FILE}; "
                                 f"retrain it (seller train)")
-    return json.loads(path.read_text())
+    try:
+        aspects = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); retrain the model (seller train)") from e
+    if not isinstance(aspects, dict) or not all(
+            isinstance(v, list) and all(isinstance(w, str) for w in v) for v in aspects.values()):
+        raise ValueError(f"{path}: expected {{item_id: [aspect, ...]}}; retrain the model (seller train)")
+    return aspects
 
 
 def _lora_file(directory: Path) -> Path | None:

@@ -93,7 +93,7 @@ def test_prompt_aspects_describe_items_from_training_clients_only():
     assert item_text(item) == "X"  # no aspects, no description (the sample's prompts are unchanged)
 
 
-def test_model_trained_with_item_aspects_needs_its_aspects_file(tmp_path):
+def test_model_trained_with_item_aspects_needs_its_aspects_file_intact(tmp_path):
     import json
 
     from seller.explain import _item_aspects
@@ -104,3 +104,9 @@ def test_model_trained_with_item_aspects_needs_its_aspects_file(tmp_path):
         _item_aspects(tmp_path, 5)
     (tmp_path / ITEM_ASPECTS_FILE).write_text(json.dumps({"X": ["tuner"]}))
     assert _item_aspects(tmp_path, 5) == {"X": ["tuner"]}
+    (tmp_path / ITEM_ASPECTS_FILE).write_text('{"X": ["tuner"')  # cut short
+    with pytest.raises(ValueError, match=rf"{ITEM_ASPECTS_FILE}: not valid JSON"):
+        _item_aspects(tmp_path, 5)
+    (tmp_path / ITEM_ASPECTS_FILE).write_text(json.dumps({"X": "tuner"}))
+    with pytest.raises(ValueError, match=r"expected \{item_id: \[aspect"):
+        _item_aspects(tmp_path, 5)
