@@ -154,3 +154,20 @@ def test_sample_extras_separate_pieces_met_for_the_first_time():
     assert groups["one_of_a_kind"].tolist() == [True, True]
     assert groups["one_of_a_kind_first_seen"].tolist() == [True, False]
     assert groups["all"].tolist() == [True, True]
+
+
+def test_unseen_variant_drops_only_training_events_of_the_pieces():
+    from seller.bench.rec import _without_items, last_n_out
+    ds = planted_dataset(n_clients=4, length=8)
+    split = last_n_out(build_sequences(ds), 2)
+    unique = ds.items["item_id"].isin(["I01", "I02"]).to_numpy()
+    unseen = _without_items(split, unique)
+    assert unseen.valid is split.valid and unseen.test is split.test
+    assert not any(unique[s.items].any() for s in unseen.train.values())
+    for cid, s in unseen.train.items():  # everything else kept, in order
+        full = split.train[cid]
+        assert s.event_ids.tolist() == [e for e, i in zip(full.event_ids, full.items) if not unique[i]]
+        assert (np.diff(s.timestamps) >= 0).all()
+    rec = train_recommender(ds, RecommenderConfig(d_model=16, epochs=1, use_text=False, threads=1),
+                            train=unseen.train, valid=unseen.valid, log=lambda m: None)
+    assert not {"I01", "I02"} & set(rec.item_encoder.featurizer.warm_ids)

@@ -17,7 +17,10 @@ control (ours trained and tested on histories whose event order is randomly perm
 client: if order carries no signal it would match ours), ours without ID embeddings (items
 known only by their semantics: what the semantic path alone does for rare pieces) and ours with
 half of the ID embeddings left out of each training forward (`id_dropout` 0.5, fixed a priori).
-Results: JSON (shape in the issue) + a markdown table next to it.
+The sample's one-of-a-kind pieces collect as many events as regular items, so their IDs are
+warm; `*-one-of-a-kind-unseen` rows score each one-of-a-kind target with a model trained
+without any event on that piece (no trained ID vector), as for a unique piece new to the model:
+two folds, each dropping half the pieces' training events. Results: JSON (shape in the issue) + a markdown table next to it.
 """
 from __future__ import annotations
 
@@ -236,6 +239,19 @@ def _shuffled(split, seed: int):
                   for t in split.test])
 
 
+def _without_items(split, drop: np.ndarray):
+    """The same split with every training event on an item where `drop` (bool per item row) is
+    true removed, so those items get no trained ID vector; valid/test targets are unchanged."""
+    from seller.data.sequences import ClientSequence, Split
+
+    def keep(s):
+        k = ~drop[s.items]
+        return ClientSequence(s.client_id, s.items[k], s.event_types[k], s.channels[k],
+                              s.timestamps[k], s.event_ids[k])
+    trimmed = {c: keep(s) for c, s in split.train.items()}
+    return Split({c: s for c, s in trimmed.items() if len(s)}, split.valid, split.test)
+
+
 def target_groups(dataset, targets) -> tuple[dict[str, np.ndarray], "pd.Timestamp"]:
     """Boolean masks over `targets` for the sample extras, and the newly-launched cut-off."""
     import pandas as pd
@@ -254,7 +270,8 @@ def target_groups(dataset, targets) -> tuple[dict[str, np.ndarray], "pd.Timestam
 
 def sample_extras(dataset, configs, text_vectors, seed, log) -> dict:
     """Ours vs ID-only on one-of-a-kind and newly launched targets; shuffled-order control;
-    ours without ID embeddings and with ID dropout."""
+    ours without ID embeddings and with ID dropout; ours vs ID-only on unique pieces unseen in
+    training."""
     from dataclasses import replace
 
     import pandas as pd
@@ -278,15 +295,44 @@ def sample_extras(dataset, configs, text_vectors, seed, log) -> dict:
         seg = segment_index(dataset, model.segments)
         scores = model.score_histories([t.history for t in sp.test],
                                        [seg.get(t.client_id, 0) for t in sp.test])
-        res = {}
-        for g, mask in groups.items():
-            sel = torch.from_numpy(mask)
-            if sel.any():
-                m = rank_metrics(scores[sel], y[sel])
-                res[g] = {"HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"]}
+        res = _group_metrics(scores, y, groups)
         out["models"][name] = res
         log(f"extras {name}: {res}")
+    # Unique pieces new to the model, in two folds: half the one-of-a-kind pieces lose their
+    # training events, the other half stay (so the model still sees the kind win sometimes);
+    # each one-of-a-kind target is scored by the model that never trained on its piece.
+    unique = dataset.items["one_of_a_kind"].fillna(False).astype(bool).to_numpy()
+    fold = np.random.default_rng(seed).integers(0, 2, len(unique))
+    for name in ("ours", "sasrec-ce-id"):
+        scores = torch.zeros(len(split.test), len(dataset.items))
+        for f in (0, 1):
+            unseen = unique & (fold == f)
+            sp = _without_items(split, unseen)
+            model = train_recommender(dataset, configs[name], train=sp.train, valid=sp.valid,
+                                      text_vectors=text_vectors,
+                                      log=lambda m: log(f"   {name}-unseen: {m}"))
+            seg = segment_index(dataset, model.segments)
+            rows = [i for i, t in enumerate(split.test) if unseen[t.item]]
+            if rows:
+                scores[rows] = model.score_histories([split.test[i].history for i in rows],
+                                                     [seg.get(split.test[i].client_id, 0) for i in rows])
+        res = _group_metrics(scores, y, {g: groups[g] for g in ("one_of_a_kind",
+                                                               "one_of_a_kind_first_seen")})
+        out["models"][f"{name}-one-of-a-kind-unseen"] = res
+        log(f"extras {name}-one-of-a-kind-unseen: {res}")
     return out
+
+
+def _group_metrics(scores, y, groups: dict) -> dict:
+    """HR@10 / NDCG@10 over each non-empty group of targets (boolean masks over rows)."""
+    import torch
+    res = {}
+    for g, mask in groups.items():
+        sel = torch.from_numpy(mask)
+        if sel.any():
+            m = rank_metrics(scores[sel], y[sel])
+            res[g] = {"HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"]}
+    return res
 
 
 def markdown(result: dict) -> str:
