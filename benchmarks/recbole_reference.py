@@ -100,7 +100,8 @@ def main() -> None:
     args = ap.parse_args()
     source = args.data / "sequential.txt"
     if not source.is_file():
-        raise SystemExit(f"{source} not found (the public Beauty data, see ../shared/data/README.md)")
+        raise SystemExit(f"{source} not found (the public Beauty data, "
+                         "see ../shared/data/README.md)")
 
     args.out, args.ours, source = args.out.resolve(), args.ours.resolve(), source.resolve()
     work = Path(tempfile.mkdtemp(prefix="recbole_beauty_"))
@@ -139,19 +140,19 @@ def main() -> None:
     model.load_state_dict(best["state_dict"])
     model.load_other_parameter(best.get("other_parameter"))
     result = trainer.evaluate(test, load_best_model=False, show_progress=False)
-    figures = {k.replace("hit", "HR").replace("ndcg", "NDCG"): round(float(v), 5)
-               for k, v in result.items()}
+    run = {k.replace("hit", "HR").replace("ndcg", "NDCG"): round(float(v), 5)
+           for k, v in result.items()}
+    run.update(train_s=round(train_s, 1), best_epoch=int(best["epoch"]) + 1,  # RecBole counts 0..
+               epochs_run=trainer.epochs_run, stopped_by=stopped)
+    run["valid_NDCG@10"] = round(float(best["best_valid_score"]), 5)
+    local = ("data_path", "checkpoint_dir")
 
     out = {"dataset": "beauty", "protocol": PROTOCOL,
            "implementation": "RecBole 1.2.1 SASRec, loss_type CE (full softmax over all items)",
            "n_users": int(dataset.user_num - 1), "n_items": int(dataset.item_num - 1),
            "n_events": n_events, "device": str(config["device"]),
-           "settings": {k: v for k, v in settings.items() if k not in ("data_path", "checkpoint_dir")},
-           "models": {"recbole-sasrec-ce": {**figures, "train_s": round(train_s, 1),
-                                             "best_epoch": int(best["epoch"]) + 1,  # RecBole counts from 0
-                                             "epochs_run": trainer.epochs_run,
-                                             "stopped_by": stopped,
-                                             "valid_NDCG@10": round(float(best["best_valid_score"]), 5)}},
+           "settings": {k: v for k, v in settings.items() if k not in local},
+           "models": {"recbole-sasrec-ce": run},
            "published_sasrec_ce": PUBLISHED}
     if args.ours.is_file():
         ours = json.loads(args.ours.read_text())["models"]
@@ -168,7 +169,8 @@ def markdown(out: dict) -> str:
     rows = [("RecBole SASRec-CE (this run)", ref["HR@10"], ref["NDCG@10"]),
             ("published SASRec-CE", out["published_sasrec_ce"]["HR@10"],
              out["published_sasrec_ce"]["NDCG@10"])]
-    rows += [(f"SELLER bench: {m}", v["HR@10"], v["NDCG@10"]) for m, v in out.get("ours", {}).items()]
+    rows += [(f"SELLER bench: {m}", v["HR@10"], v["NDCG@10"])
+             for m, v in out.get("ours", {}).items()]
     lines = ["# Protocol check on Beauty: RecBole's SASRec-CE on the same data", "",
              f"{out['protocol']}; {out['n_users']} users, {out['n_items']} items, "
              f"{out['n_events']} events; {out['implementation']}; trained {ref['train_s']} s on "

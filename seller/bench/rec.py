@@ -20,7 +20,8 @@ half of the ID embeddings left out of each training forward (`id_dropout` 0.5, f
 The sample's one-of-a-kind pieces collect as many events as regular items, so their IDs are
 warm; `*-one-of-a-kind-unseen` rows score each one-of-a-kind target with a model trained
 without any event on that piece (no trained ID vector), as for a unique piece new to the model:
-two folds, each dropping half the pieces' training events. Results: JSON (shape in the issue) + a markdown table next to it.
+two folds, each dropping half the pieces' training events.
+Results: JSON (shape in the issue) + a markdown table next to it.
 """
 from __future__ import annotations
 
@@ -314,8 +315,9 @@ def sample_extras(dataset, configs, text_vectors, seed, log) -> dict:
             seg = segment_index(dataset, model.segments)
             rows = [i for i, t in enumerate(split.test) if unseen[t.item]]
             if rows:
-                scores[rows] = model.score_histories([split.test[i].history for i in rows],
-                                                     [seg.get(split.test[i].client_id, 0) for i in rows])
+                targets = [split.test[i] for i in rows]
+                scores[rows] = model.score_histories([t.history for t in targets],
+                                                     [seg.get(t.client_id, 0) for t in targets])
         res = _group_metrics(scores, y, {g: groups[g] for g in ("one_of_a_kind",
                                                                "one_of_a_kind_first_seen")})
         out["models"][f"{name}-one-of-a-kind-unseen"] = res
