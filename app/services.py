@@ -62,7 +62,8 @@ def _explainer(directory: str, data_dir: str | None) -> Loaded:
         # fails here with the recommender's catalog-mismatch message
         return Loaded(Explainer.from_pretrained(
             directory, dataset=_dataset(data_dir), n_threads=int(os.environ.get("SELLER_THREADS", "2")),
-            n_gpu_layers=int(os.environ.get("SELLER_GPU_LAYERS", "0"))))
+            n_gpu_layers=int(os.environ.get("SELLER_GPU_LAYERS", "0")),
+            weights=os.environ.get("SELLER_LLM_WEIGHTS", "f16")))
     except FileNotFoundError as e:  # a folder without a trained model
         return Loaded(None, f"{NOT_INSTALLED}: {e}")
     except Exception as e:  # a broken model folder is a notice on the page, not a crash

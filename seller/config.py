@@ -107,6 +107,9 @@ class LLMConfig:
     # an explanation is one line (no reference holds a newline): past a newline the model has
     # left the format ("...collection)\n\nDessert: ..."), so decoding ends there
     stop: list[str] = field(default_factory=lambda: ["\n"])
+    # llama.cpp's extra CPU buffer types; auto = off only where its AMX path crashes
+    # (seller.llm.buffers); env SELLER_LLAMA_EXTRA_BUFFERS overrides, being about the machine
+    extra_buffers: Literal["auto", "on", "off"] = "auto"
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def sampling(self):

@@ -96,9 +96,11 @@ class Explainer:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
-                        n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8) -> "Explainer":
+                        n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8,
+                        weights: str = "f16") -> "Explainer":
         """Load dataset (the one the model was trained on, unless given), recommender, adapter
-        and the GGUF; an adapter trained for another LLM width fails here, naming both."""
+        and the GGUF (weights: "f16" serving copy or "as-is", see seller.llm.weights); an
+        adapter trained for another LLM width fails here, naming both."""
         from seller.adapter.data import load_dataset
         from seller.adapter.io import from_pretrained
         from seller.config import config_from_dict
@@ -112,7 +114,9 @@ class Explainer:
         dataset = dataset if dataset is not None else load_dataset(cfg.data)
         rec = Recommender.from_pretrained(directory / "recommender", dataset)
         llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=2048, n_threads=n_threads,
-                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=_lora_file(directory))
+                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=_lora_file(directory),
+                            weights=weights,
+                            extra_buffers=cfg.llm.extra_buffers)
         adapter = from_pretrained(directory / "adapter", n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
         from seller.train import recommender_digest
         want, have = adapter.meta.get("recommender_sha256"), recommender_digest(directory / "recommender")

@@ -177,3 +177,18 @@ def test_model_page_reports_versions_and_hardware(monkeypatch, env, tiny_model_d
         "Explanation model": "not installed", "Recommender": "Recommender"}
     hardware = at.dataframe[0].value
     assert hardware.set_index("").loc["CPU cores", "value"] == str(os.cpu_count())
+
+
+def test_model_page_shows_where_the_shipped_models_weights_went(monkeypatch, env):
+    from seller.llm.buffers import current_decision
+
+    monkeypatch.delenv("SELLER_MODEL", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=600)
+    at.run()
+    at.switch_page("app_pages/model.py").run()
+    assert not at.exception, at.exception
+    hardware = at.dataframe[1].value.set_index("")["value"]
+    assert "CPU_Mapped" in hardware["LLM weights in"] and "AVX2" in hardware["llama.cpp CPU features"]
+    want = current_decision()
+    assert hardware["llama.cpp extra buffer types"].startswith(f"{'on' if want.use_extra else 'off'} (auto: ")
+    assert hardware["CPU"] and hardware["CPU AMX flags"]

@@ -53,6 +53,11 @@ def server(tmp_path):
                 pytest.fail(f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
             time.sleep(0.3)
         yield url, tmp_path
+        # a test whose clicks all landed can still have killed the server (a native crash in a
+        # decode): that is a failure, whatever the page showed before it died
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit died during the test (rc {proc.returncode}): "
+                        f"{(tmp_path / 'streamlit.log').read_text()[-2000:]}")
     finally:
         proc.terminate()
         try:

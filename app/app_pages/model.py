@@ -35,10 +35,21 @@ rows = {"CPU cores": os.cpu_count(), "torch threads": torch.get_num_threads(), "
         "CUDA": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"}
 try:
     import llama_cpp
+
+    from seller.llm.buffers import machine_cpu
     rows["llama.cpp GPU offload"] = "supported" if llama_cpp.llama_supports_gpu_offload() else "CPU only"
     rows["llama-cpp-python"] = llama_cpp.__version__
+    cpu = machine_cpu()
+    rows["CPU"] = cpu["model_name"]
+    rows["CPU AMX flags"] = ", ".join(cpu["cpu_amx"]) or "none"
+    rows["llama.cpp CPU features"] = ", ".join(cpu["llama_cpp_features"])
 except ImportError:
     rows["llama-cpp-python"] = "not installed"
+served = getattr(explainer.value, "llm", None)
+if served is not None:
+    rows["LLM weights in"] = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in served.weight_buffers.items())
+    decision = served.buffer_decision
+    rows["llama.cpp extra buffer types"] = f"{'on' if decision.use_extra else 'off'} ({decision.setting}: {decision.reason})"
 st.dataframe(pd.DataFrame({"": list(rows), "value": [str(v) for v in rows.values()]}), hide_index=True, width=520)
 
 st.subheader("Measured speed", anchor=False)

@@ -11,6 +11,7 @@ run. Writes JSON and a markdown table under benchmarks/results/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=5, help="recommendations per client")
     parser.add_argument("--style", default="feature", help="explanation style")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the 2-core target)")
+    parser.add_argument("--weights", choices=("f16", "as-is"), default="f16",
+                        help="serve the GGUF's f16 copy (the app's default) or the file as shipped")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/app_latency.json)")
 
 
@@ -70,7 +73,12 @@ def markdown(result: dict) -> str:
     """The results table of one run (both passes), headed by the model it timed."""
     label = {"served": f"as served ({result['draft_tokens']} prompt-lookup guesses per sequence and step)",
              "no_guesses": "plain decoding, same clients, same run"}
-    md = (f"Model `{result['model_version']}` ({result['model_dir']}), {len(result['clients'])} clients.\n\n"
+    serving = result["serving"]
+    md = (f"Model `{result['model_version']}` ({result['model_dir']}), {len(result['clients'])} clients; "
+          f"{serving['weights']} weights ({serving['served_file']}) in "
+          f"{', '.join(f'{n} {m:.0f} MiB' for n, m in serving['weight_buffers'].items())}, extra buffer "
+          f"types {'on' if serving['extra_buffers']['use_extra'] else 'off'} ({serving['extra_buffers']['reason']}); "
+          f"CPU {serving['cpu']['model_name']} (AMX: {', '.join(serving['cpu']['cpu_amx']) or 'none'}).\n\n"
           f"| decoding | k | threads | first words median / p90 (s) | all {result['k']} median / p90 (s) | target |\n"
           f"|---|---|---|---|---|---|\n")
     for name in ("served", "no_guesses"):
@@ -85,6 +93,7 @@ def run(args) -> int:
     import torch
 
     from seller.data import dataset as ds
+    from seller.llm.buffers import machine_cpu
     from seller.paths import MODELS, shown_path
 
     try:
@@ -99,12 +108,16 @@ def run(args) -> int:
         return 1
     data = ds.load_dataset(args.data) if args.data else None
     t0 = time.perf_counter()
-    explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads)
+    explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads, weights=args.weights)
     load_s = time.perf_counter() - t0
     data = explainer.dataset
     active = data.events["client_id"].value_counts().index.tolist()  # clients with history first
     clients = active[: args.clients + 1]
     served_drafts = explainer.llm.draft_tokens
+    serving = {"weights": args.weights, "served_file": explainer.llm.served_path.name,
+               "weight_buffers": explainer.llm.weight_buffers,
+               "extra_buffers": dataclasses.asdict(explainer.llm.buffer_decision),
+               "cpu": {k: v for k, v in machine_cpu().items() if k in ("model_name", "cpu_amx")}}
     passes = {}
     try:
         for name, drafts in (("served", served_drafts), ("no_guesses", 0)):
@@ -122,7 +135,7 @@ def run(args) -> int:
         "benchmark": "app_latency", "model_dir": shown_path(model_dir),
         "model_version": str(getattr(explainer, "model_version", "")), "dataset": data.name,
         "k": args.k, "style": args.style, "threads": args.threads, "load_s": load_s,
-        "draft_tokens": served_drafts, "first_words_s": first, "all_s": total,
+        "draft_tokens": served_drafts, "serving": serving, "first_words_s": first, "all_s": total,
         "targets": {"first_words_s": TARGET_FIRST_S, "all_s": TARGET_ALL_S},
         "meets_targets": first["median"] <= TARGET_FIRST_S and total["median"] <= TARGET_ALL_S,
         "no_guesses": summary["no_guesses"],

@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 HISTORY = [f"2024-{m:02d}-0{m % 9 + 1} {ev}: {item}" for m, (ev, item) in enumerate([
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-soft", type=int, default=8, help="P soft prompts in the layout")
     parser.add_argument("--max-tokens", type=int, default=48, help="tokens per explanation")
     parser.add_argument("--repeats", type=int, default=3, help="median over this many runs")
+    parser.add_argument("--extra-buffers", choices=("auto", "on", "off"), default="auto",
+                        help="llama.cpp's extra CPU buffer types (seller.llm.buffers; "
+                        "env SELLER_LLAMA_EXTRA_BUFFERS wins)")
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -118,8 +122,12 @@ def measure(args) -> dict:
               else ratios[k] >= v) for k, v in TARGETS.items()}
     import llama_cpp
 
+    from seller.llm.buffers import machine_cpu
+
+    cpu = machine_cpu()
     return {
         "model": gguf.name, "device": "gpu" if args.gpu else "cpu", "threads": args.threads,
+        "cpu": {k: cpu[k] for k in ("model_name", "cpu_amx", "llama_cpp_features")},
         "machine": {"cpus": os.cpu_count(), "loadavg_1m_at_end": os.getloadavg()[0],
                     "platform": platform.platform(),
                     "torch": torch.__version__, "llama_cpp_python": llama_cpp.__version__},
@@ -138,7 +146,7 @@ def _measure_llama_cpp(args, gguf, weights, layouts, softs, text_lay, fixed) -> 
     lay, soft = layouts[0], softs[0]
     t0 = time.perf_counter()
     with SoftPromptLLM(gguf, n_ctx=2048, n_threads=args.threads, n_seq_max=8, weights=weights,
-                       n_gpu_layers=-1 if args.gpu else 0) as llm:
+                       n_gpu_layers=-1 if args.gpu else 0, extra_buffers=args.extra_buffers) as llm:
         load_s = time.perf_counter() - t0
 
         def cold(fn):  # every timed call decodes its whole prompt: no KV prefix from the last
@@ -170,6 +178,7 @@ def _measure_llama_cpp(args, gguf, weights, layouts, softs, text_lay, fixed) -> 
                                                             sampling=fixed), r)
         reused = llm.last_run.n_reused
     return {"weights": weights, "served_file": llm.served_path.name, "load_s": load_s,
+            "weight_buffers": llm.weight_buffers, "extra_buffers": asdict(llm.buffer_decision),
             "prefill_tok_s": lay.n_positions / t_pre, "ttft_s": t_first,
             "decode_tok_s": (n - 1) / max(t_full - t_first, 1e-9),
             "parallel5_wall_s": t_par, "parallel5_tok_s": 5 * n / t_par,
@@ -190,8 +199,13 @@ def to_markdown(res: dict) -> str:
         f"{lay['repeats']}. Load average at the end: "
         f"{res['machine']['loadavg_1m_at_end']:.1f} on {res['machine']['cpus']} CPUs. "
         f"{res['note']}.", "",
+        f"CPU: {res['cpu']['model_name']} (AMX flags: {', '.join(res['cpu']['cpu_amx']) or 'none'}); "
+        f"llama.cpp reports {', '.join(res['cpu']['llama_cpp_features'])}. Extra buffer types "
+        f"{'on' if cpp['extra_buffers']['use_extra'] else 'off'} "
+        f"({cpp['extra_buffers']['setting']}: {cpp['extra_buffers']['reason']}).", "",
         "| metric | transformers | llama.cpp, f16 weights (served) | llama.cpp, Q4_1 as shipped |",
         "|---|---:|---:|---:|",
+        f"| weights in (MiB) | - | {_buffers(cpp)} | {_buffers(raw)} |",
         f"| load (s) | {hf['load_s']:.2f} | {cpp['load_s']:.2f} | {raw['load_s']:.2f} |",
         f"| prefill (tok/s) | {hf['prefill_tok_s']:.0f} | {cpp['prefill_tok_s']:.0f} | "
         f"{raw['prefill_tok_s']:.0f} |",
@@ -230,6 +244,10 @@ def to_markdown(res: dict) -> str:
         f"| soft-prompt / text prefill | {rat['soft_vs_text_prefill']:.2f}x | <= 1.2x | "
         f"{'yes' if ok['soft_vs_text_prefill'] else 'NO'} |", ""]
     return "\n".join(lines)
+
+
+def _buffers(run: dict) -> str:
+    return ", ".join(f"{name} {mib:.0f}" for name, mib in run["weight_buffers"].items())
 
 
 def run(args) -> int:

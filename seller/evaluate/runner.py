@@ -258,7 +258,8 @@ def run(args) -> int:
             elif name == "text-only":
                 from seller.llm.runtime import SoftPromptLLM
                 llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
-                                           n_threads=args.threads, n_seq_max=max(4, config.k))
+                                           n_threads=args.threads, n_seq_max=max(4, config.k),
+                                           extra_buffers=cfg.llm.extra_buffers)
                 # history as text: the config's lines, but at least the method's own 3 when
                 # SELLER's prompt leaves the history to its soft prompts
                 method = TextOnlyMethod(dataset.items, dataset.events, llm,

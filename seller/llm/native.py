@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ def lib():
 
     @llama_cpp.llama_log_callback
     def _on_log(level, text, user_data):  # llama.cpp is chatty on stderr: route to logging
+        if _load_log.lines is not None:
+            _load_log.lines.append(text.decode("utf-8", "replace"))
         if level == 4:  # GGML_LOG_LEVEL_ERROR (ggml.h: 1 debug, 2 info, 3 warn, 5 continuation)
             log.warning("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
         elif level == 3:
@@ -33,6 +37,18 @@ def lib():
     llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
     llama_cpp.llama_backend_init()
     return llama_cpp
+
+
+class _LoadLog:
+    """llama.cpp's messages while one model loads: the only place it says where weights went."""
+
+    def __init__(self):
+        self.lock = threading.Lock()  # one load at a time, so lines are that load's
+        self.lines: list[str] | None = None
+
+
+_load_log = _LoadLog()
+_BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB")
 
 
 class Closeable:
@@ -69,15 +85,36 @@ class Handle(Closeable):
 
 
 class Model(Handle):
-    """`llama_model*`: weights (or only the vocabulary) of one GGUF file."""
+    """`llama_model*`: weights (or only the vocabulary) of one GGUF file.
 
-    def __init__(self, path: Path, *, vocab_only: bool = False, n_gpu_layers: int = 0):
+    extra_buffers ("auto" | "on" | "off", overridden by env SELLER_LLAMA_EXTRA_BUFFERS): whether
+    weights may go to llama.cpp's extra CPU buffer types; seller.llm.buffers decides and says
+    why (`buffer_decision`). `weight_buffers`: buffer type -> MiB, as llama.cpp placed them."""
+
+    def __init__(self, path: Path, *, vocab_only: bool = False, n_gpu_layers: int = 0,
+                 extra_buffers: str = "auto"):
+        from seller.llm.buffers import current_decision
+
         L = lib()
+        self.buffer_decision = current_decision(extra_buffers)
         params = L.llama_model_default_params()
         params.vocab_only = vocab_only
         params.n_gpu_layers = n_gpu_layers
+        params.use_extra_bufts = self.buffer_decision.use_extra
         self.path = Path(path)
-        self._ptr = L.llama_model_load_from_file(str(path).encode(), params)
+        with _load_log.lock:
+            _load_log.lines = []
+            try:
+                self._ptr = L.llama_model_load_from_file(str(path).encode(), params)
+            finally:
+                lines, _load_log.lines = _load_log.lines, None
+        self.weight_buffers: dict[str, float] = {}
+        for m in filter(None, map(_BUFFER_LINE.search, lines)):
+            self.weight_buffers[m.group(1)] = self.weight_buffers.get(m.group(1), 0) + float(m.group(2))
+        if not vocab_only:
+            log.info("%s: weights in %s; extra buffer types %s (%s)", self.path.name,
+                     self.weight_buffers, "on" if self.buffer_decision.use_extra else "off",
+                     self.buffer_decision.reason)
         if not self._ptr:
             raise RuntimeError(f"llama.cpp could not load the GGUF model {path} "
                                "(unsupported architecture or corrupt tensors)")

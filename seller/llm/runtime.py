@@ -122,15 +122,18 @@ class SoftPromptLLM(Closeable):
     weights: "f16" serves the GGUF's weights widened to f16 (faster on CPU, closer to training;
     see seller.llm.weights), "as-is" serves the file's own quantization; lora: a GGUF LoRA
     adapter applied on top (one trained with the adapter, see seller.llm.lora); draft_tokens:
-    prompt-lookup guesses checked per sequence and batch under greedy sampling (0 = off).
-    `path` is the GGUF given (or resolved); `served_path` the file llama.cpp loaded.
+    prompt-lookup guesses checked per sequence and batch under greedy sampling (0 = off);
+    extra_buffers: "auto" | "on" | "off", whether weights may use llama.cpp's extra CPU buffer
+    types (seller.llm.buffers: off where the AMX path would crash).
+    `path` is the GGUF given (or resolved); `served_path` the file llama.cpp loaded;
+    `weight_buffers` where its weights went and `buffer_decision` why.
     Not thread-safe by design; calls are serialised by a lock. Use `with` or `close()`.
     """
 
     def __init__(self, gguf_path: str | Path | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, n_gpu_layers: int = 0, n_seq_max: int = 8,
                  n_batch: int = 512, weights: str = "f16", lora: str | Path | None = None,
-                 draft_tokens: int = 3):
+                 draft_tokens: int = 3, extra_buffers: str = "auto"):
         if not (1 <= n_seq_max <= n_batch and n_ctx >= 16):
             raise ValueError(f"need 1 <= n_seq_max <= n_batch and n_ctx >= 16; got "
                              f"n_seq_max={n_seq_max}, n_batch={n_batch}, n_ctx={n_ctx}")
@@ -143,7 +146,8 @@ class SoftPromptLLM(Closeable):
         if n_gpu_layers != 0 and not lib().llama_supports_gpu_offload():
             log.warning("n_gpu_layers=%d but this llama.cpp build has no GPU support: running "
                         "on CPU (rebuild with CMAKE_ARGS=-DGGML_CUDA=on)", n_gpu_layers)
-        self._model = Model(self.served_path, n_gpu_layers=n_gpu_layers)
+        self._model = Model(self.served_path, n_gpu_layers=n_gpu_layers, extra_buffers=extra_buffers)
+        self.weight_buffers, self.buffer_decision = self._model.weight_buffers, self._model.buffer_decision
         self.tokenizer = Tokenizer(self._model)
         self.n_embd = self._model.n_embd
         self.n_seq_max = n_seq_max

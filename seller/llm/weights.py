@@ -25,7 +25,7 @@ from seller.paths import sha256_file
 log = logging.getLogger(__name__)
 
 WEIGHTS = ("f16", "as-is")  # what SoftPromptLLM(weights=...) accepts
-_LLAMA_FTYPE_MOSTLY_F16 = 1  # llama.h enum llama_ftype
+FTYPES = {"F16": 1, "Q4_0": 2}  # llama.h enum llama_ftype (LLAMA_FTYPE_MOSTLY_*)
 
 
 def serving_gguf(gguf: Path, weights: str = "f16", cache_dir: Path | None = None) -> Path:
@@ -48,7 +48,7 @@ def serving_gguf(gguf: Path, weights: str = "f16", cache_dir: Path | None = None
                     folder, e, gguf)
         return gguf
     try:
-        _widen_to_f16(gguf, Path(tmp))
+        quantize_copy(gguf, Path(tmp), "F16")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -57,14 +57,16 @@ def serving_gguf(gguf: Path, weights: str = "f16", cache_dir: Path | None = None
     return target
 
 
-def _widen_to_f16(src: Path, dst: Path) -> None:
+def quantize_copy(src: Path, dst: Path, ftype: str) -> Path:
+    """Write `src`'s weights to `dst` as `ftype` (a key of FTYPES) with llama.cpp's own routine."""
     from seller.llm.native import lib
 
     L = lib()
     params = L.llama_model_quantize_default_params()
-    params.ftype = _LLAMA_FTYPE_MOSTLY_F16
+    params.ftype = FTYPES[ftype]
     params.allow_requantize = True  # the source is already quantized: dequantize, then f16
     params.nthread = os.cpu_count() or 1
     rc = L.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if rc != 0:
-        raise RuntimeError(f"llama.cpp could not write an f16 copy of {src} (code {rc})")
+        raise RuntimeError(f"llama.cpp could not write a {ftype} copy of {src} (code {rc})")
+    return dst
