@@ -1,5 +1,4 @@
 """SELLER clienteling app: the router. Run with `streamlit run app/main.py`."""
-import os
 import sys
 from pathlib import Path
 
@@ -16,17 +15,25 @@ st.html("""<style>
 [data-testid="stMetricLabel"] p { text-transform: uppercase; letter-spacing: .08em; font-size: .72rem; }
 </style>""")
 
+from app import auth  # noqa: E402  (needs the path above)
+
+# nothing of the client book before this returns: it draws the sign-in form and stops otherwise
+scope = auth.require_scope()
+
 # not "pages/": Streamlit treats a pages/ folder as the legacy multipage app and serves a deep
 # link (e.g. /experiments) on a fresh server without running this router first
 PAGES = Path(__file__).parent / "app_pages"
-page = st.navigation([
-    st.Page(PAGES / "clienteling.py", title="Clienteling", icon=":material/person_search:", default=True),
-    st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
-    st.Page(PAGES / "model.py", title="Model", icon=":material/memory:"),
-])
+pages = [st.Page(PAGES / "clienteling.py", title="Clienteling", icon=":material/person_search:", default=True)]
+if scope.may("experiments"):
+    pages.append(st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"))
+if scope.may("audit"):
+    pages.append(st.Page(PAGES / "activity.py", title="Activity log", icon=":material/history:"))
+if scope.may("model"):
+    pages.append(st.Page(PAGES / "model.py", title="Model", icon=":material/memory:"))
+if scope.may("users"):
+    pages.append(st.Page(PAGES / "users.py", title="Users", icon=":material/group:"))
+page = st.navigation(pages)
 
 with st.sidebar:
-    st.text_input("Associate id", key="associate_id",
-                  value=st.session_state.get("associate_id") or os.environ.get("SELLER_ASSOCIATE", "associate-1"),
-                  help="Votes are stored under this id, never under a client's name.")
+    auth.account_box(scope)
 page.run()
