@@ -93,6 +93,11 @@ def _demo_accounts_made(_directory: AccountDirectory, url: str) -> bool:
     return bool(made)
 
 
+def signed_in() -> bool:
+    """Whether this session holds a sign-in (still to be checked for idleness by require_scope)."""
+    return SIGNED_IN in st.session_state
+
+
 def require_scope() -> ClientScope:
     """The signed-in person's scope; otherwise the sign-in form is drawn and the run stops."""
     directory, log = access()
@@ -185,7 +190,7 @@ def _oidc_account(directory: AccountDirectory, log: AuditLog) -> AccountInfo:
         st.stop()
     log.record(account.username, "sign_in", detail="oidc")
     st.session_state[SIGNED_IN] = {"username": account.username, "last_active": time.time()}
-    return account
+    st.rerun()  # like a local sign-in: the router starts over signed in
 
 
 def sign_out(keep: dict | None = None) -> None:

@@ -17,22 +17,28 @@ st.html("""<style>
 
 from app import auth  # noqa: E402  (needs the path above)
 
-# nothing of the client book before this returns: it draws the sign-in form and stops otherwise
-scope = auth.require_scope()
-
 # not "pages/": Streamlit treats a pages/ folder as the legacy multipage app and serves a deep
 # link (e.g. /experiments) on a fresh server without running this router first
 PAGES = Path(__file__).parent / "app_pages"
-pages = [st.Page(PAGES / "clienteling.py", title="Clienteling", icon=":material/person_search:", default=True)]
-if scope.may("experiments"):
-    pages.append(st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"))
-if scope.may("audit"):
-    pages.append(st.Page(PAGES / "activity.py", title="Activity log", icon=":material/history:"))
-if scope.may("model"):
-    pages.append(st.Page(PAGES / "model.py", title="Model", icon=":material/memory:"))
-if scope.may("users"):
-    pages.append(st.Page(PAGES / "users.py", title="Users", icon=":material/group:"))
-page = st.navigation(pages)
+# page file, title, icon, the permission it needs (seller.scope.PERMISSIONS)
+PAGE_LIST = [("clienteling.py", "Clienteling", ":material/person_search:", None),
+             ("experiments.py", "Experiments", ":material/science:", "experiments"),
+             ("activity.py", "Activity log", ":material/history:", "audit"),
+             ("model.py", "Model", ":material/memory:", "model"),
+             ("users.py", "Users", ":material/group:", "users")]
+
+
+def pages(allowed=lambda permission: True) -> list:
+    return [st.Page(PAGES / file, title=title, icon=icon, default=file == "clienteling.py")
+            for file, title, icon, permission in PAGE_LIST if permission is None or allowed(permission)]
+
+
+if not auth.signed_in():
+    # registered, never run: a deep link (/experiments) then survives the sign-in's rerun
+    st.navigation(pages(), position="hidden")
+# nothing of the client book before this returns: it draws the sign-in form and stops otherwise
+scope = auth.require_scope()
+page = st.navigation(pages(scope.may))
 
 with st.sidebar:
     auth.account_box(scope)

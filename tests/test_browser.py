@@ -188,6 +188,9 @@ def test_associate_cannot_open_another_boutiques_client_by_url(server):
         page.goto(f"{url}/experiments")  # a deep link to a page above the role
         page.get_by_role("textbox", name="Username").wait_for(timeout=60_000)  # a fresh page load: signed out again
         assert page.locator("[data-testid='stMetric']").filter(has_text="Votes").count() == 0
+        # a manager following the same deep link lands on it once signed in
+        sign_in(page, url, "max", "/experiments")
+        page.get_by_role("heading", name="Explanation-style experiment").wait_for(timeout=60_000)
         browser.close()
 
 
