@@ -397,3 +397,44 @@ def test_oidc_replaces_the_password_form_when_configured(monkeypatch, env, sampl
     assert [b.label for b in at.button] == ["Sign in with your company account"]
     assert not at.text_input and not at.metric
     assert not [n for n in sample.clients["display_name"] if n in page_text(at)]
+
+
+def test_manager_reads_and_exports_the_activity_log(monkeypatch, env, sample, tiny_model_dir):
+    monkeypatch.setenv("SELLER_MODEL", str(tiny_model_dir))
+    client_id = busiest_client(sample)
+    signed_in("anna" if sample.clients.set_index("client_id").loc[client_id, "home_boutique"] == GINZA
+              else "max", client_id)
+    at = signed_in("max")
+    at.switch_page("app_pages/activity.py").run()
+    assert not at.exception, at.exception
+    log = at.dataframe[0].value
+    assert {"sign_in", "open_client"} <= set(log["action"]) and list(log.columns) == [
+        "at", "username", "action", "client_id", "item_id", "detail"]
+    assert not [n for n in sample.clients["display_name"] if n in log.to_csv()]  # ids only
+    at.multiselect(key="audit_actions").set_value(["open_client"]).run()
+    assert set(at.dataframe[0].value["action"]) == {"open_client"}
+    export = next(b for b in at.get("download_button") if "activity log" in b.proto.label)
+    assert export.proto.label == "Export the activity log (CSV)"
+
+
+def test_admin_adds_an_account_on_the_users_page(monkeypatch, env, tiny_model_dir):
+    monkeypatch.setenv("SELLER_MODEL", str(tiny_model_dir))
+    at = signed_in("root")
+    at.switch_page("app_pages/users.py").run()
+    assert not at.exception, at.exception
+    assert set(at.dataframe[0].value["username"]) == {"anna", "max", "root"}
+    field(at, "New username").input("bea!")
+    field(at, "Initial password").input(PASSWORD)
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert "username 'bea!' is not allowed" in at.error[0].value
+    field(at, "New username").input("bea")
+    at.selectbox[0].set_value("associate")
+    field(at, "Initial password").input(PASSWORD)
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert "an associate needs at least one boutique" in at.error[0].value
+    field(at, "New username").input("bea")
+    at.multiselect[0].set_value([GINZA])
+    field(at, "Initial password").input(PASSWORD)
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert not at.error and "Account bea added." in [s.value for s in at.success]
+    assert sign_in(AppTest.from_file(MAIN, default_timeout=180).run(), "bea").metric
