@@ -257,7 +257,9 @@ class AccountDirectory:
                 serving_sample: bool) -> AccountInfo | SignInError:
         """Inside the write transaction: the lock is read again here, so the outcome is serialized."""
         now = self.clock()
-        throttle = session.get(SignInThrottle, key) or SignInThrottle(username_sha256=key, failures=0)
+        # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers)
+        throttle = (session.get(SignInThrottle, key, with_for_update=True)
+                    or SignInThrottle(username_sha256=key, failures=0))
         session.add(throttle)
         row = self._account(session, username)
         # an unknown name is not written down: it may be a password typed in the wrong field
