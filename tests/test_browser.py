@@ -203,6 +203,7 @@ def test_idle_page_signs_out_by_itself(server):
         sign_in(page, url, "anna")
         # no interaction: after 6 s idle the page's own watcher re-runs it into the sign-in form
         page.get_by_text("Your session ended after 0.1 minutes without activity").wait_for(timeout=60_000)
+        wait_until_idle(page)  # the last run's elements go once the run is over
         assert page.get_by_role("textbox", name="Username").count() == 1
         names = [n for n in load_sample().clients["display_name"] if n in page.content()]
         assert names == []
