@@ -32,10 +32,6 @@ def model_dir() -> Path:
     return Path(os.environ.get("SELLER_MODEL") or MODELS / "sample")
 
 
-def associate_id() -> str:
-    return st.session_state.get("associate_id") or os.environ.get("SELLER_ASSOCIATE", "associate-1")
-
-
 # -- data -------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading client data…")
 def _dataset(data_dir: str | None):

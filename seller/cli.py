@@ -21,6 +21,7 @@ LAZY = {
     ("bench", "llm"): ("seller.bench.llm", "LLM runtime benchmark"),
     ("bench", "train"): ("seller.bench.train", "training throughput benchmark"),
     ("bench", "app"): ("seller.bench.app", "app latency benchmark"),
+    ("users",): ("seller.users", "accounts that may sign in to the app"),
 }
 
 

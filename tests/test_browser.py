@@ -1,4 +1,5 @@
-"""A real browser against a live `streamlit run`: select a client, vote, find the row on disk."""
+"""A real browser against a live `streamlit run`: sign in, select a client, vote, find the row on
+disk; an associate's scope; the idle expiry."""
 import os
 import shutil
 import socket
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from argon2 import PasswordHasher
+
 from seller.data.dataset import load_sample
+from seller.feedback.store import FeedbackStore
+from seller.feedback.users import AccountDirectory
 from seller.paths import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -21,6 +26,7 @@ pytestmark = [
                        reason=f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver fonts-noto-color-emoji"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (never `playwright install`)")
+PASSWORD = "correct horse battery"
 
 
 def free_port() -> int:
@@ -30,10 +36,18 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, request):
+    """A live app on a fresh DB holding max (manager) and anna (associate of Tokyo Ginza);
+    `@pytest.mark.parametrize("server", [{ENV: value}], indirect=True)` adds env vars."""
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
+    directory = AccountDirectory(store, hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))
+    directory.add("max", "manager", password=PASSWORD)
+    directory.add("anna", "associate", ["Tokyo Ginza"], password=PASSWORD)
+    store.dispose()
     port = free_port()
-    env = os.environ | {"SELLER_DB_PATH": str(tmp_path / "feedback.db"), "SELLER_ASSOCIATE": "A-browser"}
+    env = os.environ | {"SELLER_DB_PATH": str(tmp_path / "feedback.db")} | getattr(request, "param", {})
     env.pop("SELLER_DB_URL", None)
+    env.pop("SELLER_DATA", None)
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app" / "main.py"),
@@ -84,15 +98,30 @@ def db_rows(path: Path) -> list[tuple]:
         return conn.execute("SELECT associate_id, client_id, item_id, vote, explanation FROM feedback").fetchall()
 
 
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+
+
+def sign_in(page, url: str, username: str, path: str = "") -> None:
+    page.goto(url + path)
+    page.get_by_role("textbox", name="Username").wait_for(timeout=60_000)
+    names = [n for n in load_sample().clients["display_name"] if n in page.content()]
+    assert names == [], "client names shown before sign-in"
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in as {username}").wait_for(timeout=60_000)
+
+
 def test_select_client_vote_and_screenshot(server):
     url, tmp = server
     sample = load_sample()
     client = sample.clients.set_index("client_id").loc[sample.events["client_id"].value_counts().index[1]]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
-        page.goto(url)
+        sign_in(page, url, "max")
         page.wait_for_selector(".js-plotly-plot", timeout=600_000)  # first client drawn
         wait_until_idle(page)
         # choose the client by typing into the picker, as an associate would
@@ -122,14 +151,68 @@ def test_select_client_vote_and_screenshot(server):
         page.screenshot(path=str(shot), full_page=True)
         if os.environ.get("SELLER_SCREENSHOT_DIR"):
             shutil.copy(shot, os.environ["SELLER_SCREENSHOT_DIR"])
-        # a deep link to the experiments page runs the router and counts the vote
-        page.goto(f"{url}/experiments")
+        # a deep link to the experiments page (a fresh page load: sign in again) runs the router
+        # and counts the vote
+        sign_in(page, url, "max", "/experiments")
         votes = page.locator("[data-testid='stMetric']").filter(has_text="Votes")
         votes.wait_for(timeout=60_000)
         assert votes.locator("[data-testid='stMetricValue']").inner_text().strip() == "1"
-        assert page.get_by_text("Associate id").count() == 1
+        assert page.get_by_text("Associate id").count() == 0  # votes carry the account, not a typed id
         browser.close()
     rows = db_rows(tmp / "feedback.db")
     assert len(rows) == 1, rows
-    assert rows[0][:4] == ("A-browser", client.name, item_id, 1) and rows[0][4].strip()
+    assert rows[0][:4] == ("max", client.name, item_id, 1) and rows[0][4].strip()
     assert shot.stat().st_size > 10_000
+    with sqlite3.connect(tmp / "feedback.db") as conn:
+        actions = conn.execute("SELECT action, client_id, item_id FROM audit_events WHERE username = 'max'").fetchall()
+    assert ("open_client", client.name, None) in actions and ("vote", client.name, item_id) in actions
+    assert sum(a == "explanation_shown" and c == client.name for a, c, _ in actions) == 5
+
+
+def other_boutique_client() -> tuple[str, str]:
+    clients = load_sample().clients
+    row = clients[clients["home_boutique"] != "Tokyo Ginza"].iloc[0]
+    return row["client_id"], row["display_name"]
+
+
+NO_MODEL = {"SELLER_MODEL": "/nonexistent"}  # scope and sign-in need no model: keep the page quick
+
+
+@pytest.mark.parametrize("server", [NO_MODEL], indirect=True)
+def test_associate_cannot_open_another_boutiques_client_by_url(server):
+    url, _ = server
+    client_id, name = other_boutique_client()
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        sign_in(page, url, "anna", f"/?client={client_id}")
+        page.get_by_text(f"Client {client_id} is not one of your boutiques' clients").wait_for(timeout=120_000)
+        wait_until_idle(page)
+        assert name not in page.content()
+        assert page.get_by_role("link", name="Experiments").count() == 0
+        page.goto(f"{url}/experiments")  # a deep link to a page above the role
+        page.get_by_role("textbox", name="Username").wait_for(timeout=60_000)  # a fresh page load: signed out again
+        assert page.locator("[data-testid='stMetric']").filter(has_text="Votes").count() == 0
+        # a manager following the same deep link lands on it once signed in
+        sign_in(page, url, "max", "/experiments")
+        page.get_by_role("heading", name="Explanation-style experiment").wait_for(timeout=60_000)
+        browser.close()
+
+
+@pytest.mark.parametrize("server", [NO_MODEL | {"SELLER_IDLE_MINUTES": "0.1"}], indirect=True)
+def test_idle_page_signs_out_by_itself(server):
+    url, tmp = server
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        sign_in(page, url, "anna")
+        # no interaction: after 6 s idle the page's own watcher re-runs it into the sign-in form
+        page.get_by_text("Your session ended after 0.1 minutes without activity").wait_for(timeout=60_000)
+        wait_until_idle(page)  # the last run's elements go once the run is over
+        assert page.get_by_role("textbox", name="Username").count() == 1
+        names = [n for n in load_sample().clients["display_name"] if n in page.content()]
+        assert names == []
+        browser.close()
+    with sqlite3.connect(tmp / "feedback.db") as conn:
+        assert conn.execute("SELECT count(*) FROM audit_events WHERE username = 'anna' "
+                            "AND action = 'session_expired'").fetchone() == (1,)

@@ -1,20 +1,57 @@
-"""Clienteling: pick a client, read their history, present recommendations with explanations."""
+"""Clienteling: pick a client, read their history, present recommendations with explanations.
+
+Everything of the client book comes through the signed-in person's ClientScope."""
 import pandas as pd
 import streamlit as st
 
-from app import services, views
+from app import auth, services, views
 from seller.data.schema import EXPLANATION_STYLES
 from seller.feedback.store import FeedbackStoreError, Vote
+from seller.scope import has_consent
 
 K = 5  # cards per client: what an associate can present in one conversation
 
+scope = auth.scope()
+_, audit_log = auth.access()
 data = services.dataset()
 store = services.feedback_store()
 if store.notice:
     st.error(f":material/error: Feedback is not being saved. {store.notice}")
 
+
+def audit(action: str, **fields) -> None:
+    try:
+        audit_log.record(scope.username, action, **fields)
+    except FeedbackStoreError as e:
+        st.error(f":material/error: The activity log could not be written. {e}")
+
+
+def refuse(client_id: str) -> None:
+    """A client asked for by URL or left in session state that this scope does not reach."""
+    st.error(f":material/block: Client {client_id} is not one of your boutiques' clients.")
+    audit("client_refused", client_id=str(client_id)[:64])
+
+
 # -- client picker ----------------------------------------------------------------------------
-clients = data.clients
+clients = scope.clients
+with st.sidebar:
+    outreach = scope.outreach_clients()
+    st.download_button(f"Outreach list ({len(outreach)} consenting clients, CSV)", outreach.to_csv(index=False),
+                       file_name="seller_outreach.csv", mime="text/csv", icon=":material/campaign:",
+                       on_click=audit, args=("export_outreach",), kwargs={"detail": f"{len(outreach)} clients"},
+                       help="Your clients who consented to marketing, as ids; the others are never listed.")
+# a deep link (?client=C005) opens that client, when the scope reaches it
+linked = st.query_params.get("client")
+if linked and linked != st.session_state.get("_linked_client"):
+    st.session_state["_linked_client"] = linked
+    if scope.contains(linked):
+        st.session_state["client_id"] = linked
+    else:
+        refuse(linked)
+wanted = st.session_state.get("client_id")
+if wanted is not None and not scope.contains(wanted):
+    refuse(wanted)
+    del st.session_state["client_id"]
 search, tier, boutique = st.columns([2, 1, 1])
 query = search.text_input("Search clients", placeholder="Name or client id", key="client_query")
 tiers = tier.multiselect("Tier", sorted(clients["tier"].dropna().unique()), key="tier_filter")
@@ -22,14 +59,19 @@ boutiques = boutique.multiselect("Boutique", sorted(clients["home_boutique"].dro
                                  key="boutique_filter")
 shown = views.filter_clients(clients, query, tiers, boutiques)
 if shown.empty:
-    st.info("No client matches this search.")
+    st.info("No client matches this search." if len(clients) else "Your boutiques have no clients in this data.")
     st.stop()
 labels = {row.client_id: views.client_label(row._asdict()) for row in shown.itertuples(index=False)}
+if st.session_state.get("client_id") not in labels:  # filtered out: the picker starts afresh
+    st.session_state.pop("client_id", None)
 client_id = st.selectbox(f"Client ({len(shown)} of {len(clients)})", list(labels),
                          format_func=labels.get, key="client_id")
-client = clients.set_index("client_id").loc[client_id]
+client = scope.client(client_id)
+if st.session_state.get("_opened_client") != client_id:
+    st.session_state["_opened_client"], st.session_state["_shown_explanations"] = client_id, set()
+    audit("open_client", client_id=client_id)
 shown_text = views.shown_text
-history = views.client_events(data.events, data.items, client_id)
+history = views.client_events(scope.events(client_id), data.items, client_id)
 summary = views.spend_summary(history)
 
 # -- header -----------------------------------------------------------------------------------
@@ -40,6 +82,9 @@ c2.metric("Boutique", shown_text(client.get("home_boutique")))
 c3.metric("Lifetime spend", views.money(summary["spend"], summary["currency"]))
 last = summary["last_visit"]
 c4.metric("Last boutique visit", last.strftime("%d %b %Y") if last is not None else "—")
+if not has_consent(client.get("consent_marketing")):
+    st.warning(":material/do_not_disturb_on: **No marketing consent.** This client is left out of "
+               "outreach lists: present in person only, do not send these suggestions.")
 
 # -- recommendations --------------------------------------------------------------------------
 rec_model = services.recommender()
@@ -49,12 +94,12 @@ if rec_model.value is None:
     recs = []
 else:
     with services.model_lock():
-        recs = rec_model.value.recommend(client_id, k=K)
+        recs = scope.guard(rec_model.value).recommend(client_id, k=K)
 if explainer.value is None:
     st.info(f":material/info: {explainer.notice}")
 
 experiment = services.experiment()
-assigned = experiment.assign(services.associate_id(), client_id)
+assigned = experiment.assign(scope.username, client_id)
 choice = st.segmented_control(
     "Explanation style", ["experiment", *EXPLANATION_STYLES], default="experiment", key="style_choice",
     format_func=lambda s: f"Experiment: {assigned}" if s == "experiment" else s.capitalize())
@@ -99,14 +144,14 @@ st.subheader("Recommendations", anchor=False)
 votes = {}
 if store.value is not None:
     try:
-        votes = store.value.votes_of(services.associate_id(), client_id)
+        votes = store.value.votes_of(scope.username, client_id)
     except FeedbackStoreError as e:
         st.error(f":material/error: {e}")
 
 
 def cast(vote: Vote) -> None:
     try:
-        store.value.vote(vote)
+        audit_log.vote(vote)  # the vote and its audit row, in one transaction
         st.toast("Thank you: feedback saved.", icon=":material/check:")
     except FeedbackStoreError as e:
         st.session_state["vote_error"] = str(e)
@@ -131,7 +176,7 @@ for rec in recs:
 
 explained, failed = {}, {}
 if explainer.value is not None and recs:
-    model = explainer.value
+    model = scope.guard(explainer.value)
     missing = []
     for rec in recs:
         cached = services.cached_explanation(model, client_id, rec.item_id, style)
@@ -152,6 +197,16 @@ if explainer.value is not None and recs:
             if item_id not in explained:
                 failed[item_id] = f"{type(e).__name__}: {e}"
                 texts[item_id].error(f"Explanation failed for item {item_id}: {failed[item_id]}")
+    # on record: which explanations this person was shown, once per opening of the client
+    seen = st.session_state.setdefault("_shown_explanations", set())
+    new = [(i, e.model_version) for i, e in explained.items() if (i, style, e.model_version) not in seen]
+    if new:
+        audit_rows = [dict(client_id=client_id, item_id=i, detail=f"{style} {m}"[:255]) for i, m in new]
+        try:
+            audit_log.record_many(scope.username, "explanation_shown", audit_rows)
+            seen.update((i, style, m) for i, m in new)
+        except FeedbackStoreError as e:
+            st.error(f":material/error: The activity log could not be written. {e}")
 
 for rec in recs:
     exp = explained.get(rec.item_id)
@@ -171,7 +226,7 @@ for rec in recs:
             st.caption("No history events weighed on this recommendation.")
     if exp is not None:
         current = votes.get((rec.item_id, style, exp.model_version))
-        vote = dict(associate_id=services.associate_id(), client_id=client_id, item_id=rec.item_id,
+        vote = dict(associate_id=scope.username, client_id=client_id, item_id=rec.item_id,
                     style=style, variant=variant, explanation=exp.text, model_version=exp.model_version,
                     latency_ms=1000 * exp.latency_s if exp.latency_s is not None else None)
         up, down, _ = slot.columns([1, 1, 8])

@@ -3,11 +3,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import services
+from app import auth, services
 from app.views import BRONZE, GOLD, INK, SLATE
 from seller.feedback import experiments as ex
 from seller.feedback.store import FeedbackStoreError
 
+auth.scope("experiments")
 st.header("Explanation-style experiment", anchor=False)
 experiment = services.experiment()
 st.caption(f"Experiment **{experiment.name}**: each (associate, client) pair is assigned a style "

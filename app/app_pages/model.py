@@ -7,9 +7,10 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app import services
+from app import auth, services
 from seller.paths import REPO_ROOT
 
+scope = auth.scope("model")
 st.header("Model", anchor=False)
 explainer, rec = services.explainer(), services.recommender()
 a, b = st.columns(2)
@@ -75,14 +76,14 @@ if bench.is_file():
                f"{result['targets']['first_words_s']} s and {result['targets']['all_s']} s).")
 
 if explainer.value is not None and st.button("Measure now", icon=":material/speed:"):
-    data = services.dataset()
-    client_id = st.session_state.get("client_id") or data.clients["client_id"].iloc[0]
+    client_id = st.session_state.get("client_id") or scope.clients["client_id"].iloc[0]
     style = services.experiment().variants[0]
+    model = scope.guard(explainer.value)
     with services.model_lock():
         start = time.perf_counter()
-        recs = explainer.value.recommend(client_id, k=5)
+        recs = model.recommend(client_id, k=5)
         first = None
-        for _ in explainer.value.explain(client_id, recs[0].item_id, style, stream=True):
+        for _ in model.explain(client_id, recs[0].item_id, style, stream=True):
             first = first or time.perf_counter() - start
         total = time.perf_counter() - start
     st.success(f"Client {client_id}: first words after {first or total:.2f} s, whole explanation {total:.2f} s "
