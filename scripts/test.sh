@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The browser test drives Debian's Chromium, the feedback tests a PostgreSQL server too: install
-# them when we may (root); without them those tests skip, naming what was not tested (under
-# CI=true the PostgreSQL ones fail instead).
+# The browser tests drive Debian's Chromium, the feedback tests a PostgreSQL server too, the
+# replica test nginx in front of two app servers: install them when we may (root); without them
+# those tests skip, naming what was not tested (under CI=true, set by .ci/run, PostgreSQL and
+# nginx missing fail instead).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver fonts-noto-color-emoji)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
