@@ -7,7 +7,9 @@ here, pointing at this folder. A database made by the hand-written migrations th
 
 Adding tables: declare the models on `seller.feedback.models.Base`, then add one file to versions/
 (next number, `down_revision` = the current head) that creates them with `op.create_table`;
-tests/test_feedback.py checks the migrated schema matches the models on SQLite and PostgreSQL.
+    command.revision(alembic_config(), "accounts", rev_id="0003")   # from alembic import command
+writes that file from script.py.mako, to fill in. tests/test_feedback.py checks the migrated
+schema matches the models on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
