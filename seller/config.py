@@ -135,6 +135,7 @@ class TrainConfig:
     cite_weight: float = 0.5  # supervise the attention with the references' cited events (when given)
     next_item_weight: float = 0.0  # > 0 adds the joint next-item loss and fine-tunes the sequence encoder
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast only if measured faster
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when CUDA torch sees one
     threads: int = 2  # torch intra-op threads per process
     max_val_samples: int = 96  # validation loss on a fixed subset of held-out-client rows (time)
     n_sample_generations: int = 3  # llama.cpp generations logged per epoch (0 = none)
@@ -145,6 +146,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train.precision: unknown value {self.precision!r} (auto, fp32, bf16)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device: unknown value {self.device!r} (auto, cpu, cuda)")
         for key in ("epochs", "batch_size", "grad_accum", "threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key}: must be >= 1, got {getattr(self, key)}")

@@ -8,7 +8,9 @@ AdamW with linear warm-up and cosine decay, grad clipping, gradient accumulation
 autocast (only where it measures faster), resumable checkpoints, a tqdm bar with loss,
 samples/s and ETA, per-epoch validation loss and llama.cpp sample generations, fixed seeds.
 Under `torchrun` each process takes every world_size-th example and DDP averages gradients
-(gloo on CPU, nccl on GPU). Writes to train.out_dir: adapter/, config.json, split.json,
+(gloo on CPU, nccl on GPU). With CUDA torch and a visible GPU (train.device = "auto") the frozen
+LLM and the adapter train on the GPU (one per process: LOCAL_RANK); the recommender's encoders
+stay on the CPU. Writes to train.out_dir: adapter/, config.json, split.json,
 train_log.jsonl, metrics.json (and recommender/ when it had to be trained here; item_aspects.json
 when data.item_aspects describes items).
 """
@@ -58,21 +60,28 @@ def run(args) -> int:
 class Dist:
     rank: int = 0
     world: int = 1
+    device: str = "cpu"  # where the LLM and the adapter train: "cpu" or "cuda:<local rank>"
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
-def setup_distributed() -> Dist:
+def setup_distributed(device: str = "auto") -> Dist:
     import torch
     import torch.distributed as dist
+    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise ConfigError("train.device = 'cuda' but torch sees no CUDA device (a CPU build of torch?)")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    where = f"cuda:{local}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(local)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return Dist()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    return Dist(dist.get_rank(), dist.get_world_size())
+        return Dist(device=where)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), where)
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -98,8 +107,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     from seller.data.sequences import build_sequences
     from seller.llm.backbone import TorchBackbone
 
-    d = setup_distributed()
     tc = cfg.train
+    d = setup_distributed(tc.device)
     torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
     out = Path(tc.out_dir)
@@ -123,6 +132,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     aspects = prompt_aspects(frame, split["train"], cfg.data.item_aspects)
     pipe = ExplanationPipeline(dataset, rec, adapter, bb.tokenizer, cfg.data, aspects)
     lora_params = _maybe_lora(cfg, bb)
+    bb.model.to(d.device)  # in place: the LoRA parameters and token_embeddings are the same tensors
+    adapter.to(d.device)
 
     joint = tc.next_item_weight > 0
     rec.train(joint)
@@ -133,7 +144,8 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
         from torch.nn.parallel import DistributedDataParallel
         # some parameters sit out a step (the noise gate with gate_noise = 0, unrouted paths):
         # without this DDP silently skips averaging the buckets that hold them
-        model = DistributedDataParallel(adapter, find_unused_parameters=True)
+        model = DistributedDataParallel(adapter, find_unused_parameters=True,
+                                        device_ids=[d.device] if d.device != "cpu" else None)
         extra = lora_params + (list(rec.parameters()) if joint else [])  # synced by hand below
     else:
         extra = []
@@ -177,14 +189,14 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
                 pos = np.flatnonzero(np.isin(hist[b].event_ids, gold))
                 cite_terms.append(-torch.log(o.attention[b, pos].sum() + 1e-6))
         use_bf16 = bf16 if bf16_override is None else bf16_override
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(torch.device(d.device).type, dtype=torch.bfloat16, enabled=use_bf16):
             from seller.adapter.lm_loss import explanation_loss
             ce = explanation_loss(bb, layouts, o.soft_prompts).mean()
         cite = torch.stack(cite_terms).mean() if cite_terms else ce.new_zeros(())
         nxt = ce.new_zeros(())
         if joint:
-            rows = torch.tensor([e.item_row for e in batch])
-            nxt = torch.nn.functional.cross_entropy(inp.summary @ rec.item_vectors().T, rows)
+            rows = torch.tensor([e.item_row for e in batch], device=d.device)
+            nxt = torch.nn.functional.cross_entropy(inp.summary @ rec.item_vectors().to(d.device).T, rows)
         loss = ce + tc.balance_weight * o.aux_loss + tc.cite_weight * cite + tc.next_item_weight * nxt
         return loss, {k: float(v.detach()) for k, v in (("ce", ce), ("balance", o.aux_loss), ("cite", cite),
                                                          ("next", nxt))}
@@ -300,7 +312,7 @@ def _agree(flag: bool, d: Dist) -> bool:
         return bool(flag)
     import torch
     import torch.distributed as tdist
-    t = torch.tensor([1.0 if flag else 0.0])
+    t = torch.tensor([1.0 if flag else 0.0], device=d.device)  # nccl reduces CUDA tensors only
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return bool(t.item())
 
@@ -331,9 +343,12 @@ def _maybe_lora(cfg: Config, bb) -> list:
 
 
 def _timed_micro(micro, batch, bf16: bool, opt) -> float:
+    import torch
     t = time.time()
     loss, _ = micro(batch, bf16_override=bf16)
     loss.backward()
+    if torch.cuda.is_initialized():  # CUDA kernels run asynchronously: wait for them
+        torch.cuda.synchronize()
     opt.zero_grad(set_to_none=True)
     return time.time() - t
 
@@ -344,7 +359,7 @@ def _choose_precision(mode: str, timed, log, d: Dist) -> bool:
         return mode == "bf16"
     import torch
     capability = torch.backends.cpu.get_cpu_capability()
-    if "AVX512" not in capability:  # measured here (AVX2): bf16 autocast 15x slower than fp32
+    if d.device == "cpu" and "AVX512" not in capability:  # measured here (AVX2): bf16 autocast 15x slower than fp32
         if d.main:
             log(f"precision auto: CPU capability {capability} has no native bf16 -> fp32")
         return False
@@ -430,7 +445,7 @@ def _generate_samples(examples, n, pipe, adapter, cfg: Config, log, llm) -> list
             o = adapter(pipe.encode([e.client_id], [hist], [e.item_id], [e.style]))
             cited = pipe.cited(None if o.attention is None else o.attention[0], hist, cfg.data.related_facts)
             layout = pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, [c for c, _ in cited])
-            text = llm.generate(layout, o.soft_prompts[0].float().numpy(), max_tokens=cfg.llm.max_target_tokens,
+            text = llm.generate(layout, o.soft_prompts[0].float().cpu().numpy(), max_tokens=cfg.llm.max_target_tokens,
                                 sampling=cfg.llm.sampling(), stop=cfg.llm.stop)
             outs.append({"client_id": e.client_id, "item_id": e.item_id, "style": e.style, "text": text,
                          "reference": e.text, "cited": [c for c, _ in cited]})
@@ -514,7 +529,8 @@ def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_se
         "train_ce_first": sum(ce[:k]) / k, "train_ce_last": sum(ce[-k:]) / k,
         "val_ce": history["val_ce"], "samples_per_s": n_seen / max(train_s, 1e-9),
         "samples_seen": n_seen, "train_min": train_s / 60, "total_min": total_s / 60,
-        "precision": "bf16" if bf16 else "fp32", "threads": cfg.train.threads,
+        "precision": "bf16" if bf16 else "fp32", "device": str(bb.token_embeddings.device),
+        "threads": cfg.train.threads,
         "expert_names": adapter.expert_names, "gate_mean_by_style": by_style, "gate_mean_by_intent": by_intent,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

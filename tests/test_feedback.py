@@ -1,16 +1,24 @@
-"""The feedback store against real SQLite files: upsert, concurrency, crash safety, bad DBs."""
+"""The feedback store against real SQLite files and a real PostgreSQL server: upsert,
+concurrency, crash safety, schema migrations, bad DBs. Tests taking `db_url` run on both."""
+import importlib
 import os
+import pkgutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
+from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import DateTime, Integer, column, create_engine, insert, table, text
 
+import seller.feedback
+from seller.feedback import migrations
+from seller.feedback.models import Base
 from seller.feedback.store import FeedbackStore, FeedbackStoreError, Vote, resolve_url
 
 
@@ -22,13 +30,13 @@ def make_vote(**overrides) -> Vote:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
+def store(db_url):
+    s = FeedbackStore(db_url)
     yield s
     s.dispose()
 
 
-def test_upsert_keeps_one_row_per_associate_and_explanation(store, tmp_path):
+def test_upsert_keeps_one_row_per_associate_and_explanation(store, db_url):
     store.vote(make_vote(vote=1))
     first = store.votes().iloc[0]
     store.vote(make_vote(vote=-1, variant="manual", latency_ms=640.0))  # changed mind
@@ -44,12 +52,13 @@ def test_upsert_keeps_one_row_per_associate_and_explanation(store, tmp_path):
     store.vote(make_vote(model_version="m2"))  # the same item explained by a newer model
     assert store.count() == 4
 
-    # the rows are in the file: a fresh store (new engine) reads them and the schema version
-    again = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
+    # the rows are in the database: a fresh store (new engine) reads them and the schema revision
+    again = FeedbackStore(db_url)
     assert again.count() == 4
     with again.engine.connect() as conn:
-        assert conn.scalar(text("SELECT max(version) FROM schema_version")) == 1
-        assert conn.scalar(text("PRAGMA journal_mode")) == "wal"
+        assert migrations.current(conn) == (migrations.head(),)
+        if conn.dialect.name == "sqlite":
+            assert conn.scalar(text("PRAGMA journal_mode")) == "wal"
         assert "Echoes" in conn.scalar(text("SELECT explanation FROM feedback LIMIT 1"))
     again.dispose()
 
@@ -107,8 +116,8 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_killed_writer_loses_no_committed_vote(tmp_path):
-    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+def test_killed_writer_loses_no_committed_vote(db_url):
+    url = db_url
     FeedbackStore(url).dispose()  # schema exists before the writer starts
     proc = subprocess.Popen([sys.executable, "-c", WRITER, url], stdout=subprocess.PIPE, text=True)
     committed = []
@@ -123,8 +132,9 @@ def test_killed_writer_loses_no_committed_vote(tmp_path):
         proc.stdout.close()
     assert len(committed) == 300, "writer died before committing 300 votes"
     store = FeedbackStore(url)
-    with store.engine.connect() as conn:
-        assert conn.scalar(text("PRAGMA integrity_check")) == "ok"
+    if store.url.get_backend_name() == "sqlite":
+        with store.engine.connect() as conn:
+            assert conn.scalar(text("PRAGMA integrity_check")) == "ok"
     stored = set(store.votes().item_id)
     assert {f"I{i:06d}" for i in committed} <= stored
     assert len(stored) >= 300
@@ -177,10 +187,112 @@ def test_locked_database_raises_store_error_after_busy_timeout(tmp_path):
     store.dispose()
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "feedback.db"
-    FeedbackStore(f"sqlite:///{path}").dispose()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, '2030-01-01')")
+def test_newer_revision_is_refused(db_url):
+    FeedbackStore(db_url).dispose()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(FeedbackStoreError, match="revision '9999' is not one this code knows"):
+        FeedbackStore(db_url)
+
+
+# The schema exactly as the hand-written migrations (before Alembic) created it, per dialect.
+LEGACY_DDL = """
+CREATE TABLE schema_version (
+    version {serial} NOT NULL, applied_at {timestamp} NOT NULL, PRIMARY KEY (version));
+CREATE TABLE feedback (
+    id {serial} NOT NULL, associate_id VARCHAR(64) NOT NULL, client_id VARCHAR(64) NOT NULL,
+    item_id VARCHAR(64) NOT NULL, style VARCHAR(32) NOT NULL, variant VARCHAR(64) NOT NULL,
+    explanation TEXT NOT NULL, model_version VARCHAR(128) NOT NULL, latency_ms FLOAT,
+    vote INTEGER NOT NULL, created_at {timestamp} NOT NULL, updated_at {timestamp} NOT NULL,
+    PRIMARY KEY (id),
+    CONSTRAINT uq_feedback_vote UNIQUE (associate_id, client_id, item_id, style, model_version),
+    CONSTRAINT ck_feedback_vote CHECK (vote IN (-1, 1)));
+CREATE INDEX ix_feedback_client_id ON feedback (client_id);
+CREATE INDEX ix_feedback_associate_id ON feedback (associate_id);
+CREATE INDEX ix_feedback_variant ON feedback (variant)
+"""
+LEGACY_TYPES = {"sqlite": dict(serial="INTEGER", timestamp="DATETIME"),
+                "postgresql": dict(serial="SERIAL", timestamp="TIMESTAMP WITH TIME ZONE")}
+
+
+def make_legacy_database(url: str, schema_version: int, n_votes: int) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for statement in LEGACY_DDL.format(**LEGACY_TYPES[conn.dialect.name]).split(";"):
+            conn.execute(text(statement))
+        # rows go in through SQLAlchemy's column types, so they are stored as the old code stored them
+        conn.execute(insert(table("schema_version", column("version", Integer),
+                                  column("applied_at", DateTime(timezone=True)))),
+                     {"version": schema_version, "applied_at": datetime(2026, 11, 2, tzinfo=timezone.utc)})
+        feedback = table("feedback", *(column(name) for name in (
+            "associate_id", "client_id", "item_id", "style", "variant", "explanation", "model_version", "vote")),
+            column("created_at", DateTime(timezone=True)), column("updated_at", DateTime(timezone=True)))
+        conn.execute(insert(feedback), [
+            {"associate_id": f"A{n % 3}", "client_id": "C001", "item_id": f"I{n:04d}", "style": "feature",
+             "variant": "feature", "explanation": "Echoes her gold tote.", "model_version": "m1",
+             "vote": 1 if n % 4 else -1, "created_at": datetime(2026, 11, 3, 10, n % 60, tzinfo=timezone.utc),
+             "updated_at": datetime(2026, 11, 3, 10, n % 60, tzinfo=timezone.utc)} for n in range(n_votes)])
+    engine.dispose()
+
+
+def test_upgrade_from_the_hand_written_schema_keeps_every_vote(db_url):
+    make_legacy_database(db_url, schema_version=1, n_votes=40)
+    store = FeedbackStore(db_url)
+    frame = store.votes()
+    assert len(frame) == 40 and (frame.vote == -1).sum() == 10
+    assert sorted(frame.item_id) == [f"I{n:04d}" for n in range(40)]
+    assert frame.created_at.min() == datetime(2026, 11, 3, 10, 0, tzinfo=timezone.utc)
+    with store.engine.connect() as conn:
+        assert migrations.current(conn) == (migrations.head(),)
+        assert not conn.dialect.has_table(conn, migrations.LEGACY_TABLE)
+    # the upgraded table still upserts on the old key and numbers new rows after the old ones
+    store.vote(make_vote(associate_id="A1", item_id="I0001", vote=-1))
+    store.vote(make_vote(associate_id="A9"))
+    frame = store.votes()
+    assert len(frame) == 41 and frame.id.is_unique
+    assert frame.set_index(["associate_id", "item_id"]).loc[("A1", "I0001"), "vote"] == -1
+    store.dispose()
+    FeedbackStore(db_url).dispose()  # a second start on the upgraded database changes nothing
+
+
+def test_newer_hand_written_schema_is_refused(db_url):
+    make_legacy_database(db_url, schema_version=99, n_votes=1)
     with pytest.raises(FeedbackStoreError, match="schema version 99"):
-        FeedbackStore(f"sqlite:///{path}")
+        FeedbackStore(db_url)
+
+
+def test_migrated_schema_matches_the_models(db_url):
+    # every model module of seller.feedback, so tables added there without a revision show up
+    for module in pkgutil.iter_modules(seller.feedback.__path__, "seller.feedback."):
+        importlib.import_module(module.name)
+    store = FeedbackStore(db_url)
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    store.dispose()
+    assert differences == [], ("the models and seller/feedback/migrations/versions/ disagree: "
+                               f"add a revision for {differences}")
+
+
+def test_replicas_starting_together_migrate_once(db_url):
+    stores, errors = [], []
+
+    def start():
+        try:
+            stores.append(FeedbackStore(db_url))
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    stores[0].vote(make_vote())
+    assert [s.count() for s in stores] == [1] * 4
+    with stores[0].engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    for s in stores:
+        s.dispose()

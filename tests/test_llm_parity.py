@@ -7,6 +7,7 @@ real ones); then the real default model is checked the same way.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from seller.llm.runtime import SoftPromptLLM
 from seller.llm.sampling import GREEDY
 from seller.llm.weights import serving_gguf
 
+# llama.cpp layers on the GPU (scripts/gpu_check.sh sets -1 on a CUDA build); 0 = CPU
+GPU_LAYERS = int(os.environ.get("SELLER_GPU_LAYERS", "0"))
 HISTORY = ["2024-01-03 viewed: silk scarf, navy, Maison A",
            "2024-02-11 tried on: leather loafers, black, Maison B",
            "2024-03-20 purchased: cashmere coat, camel, Maison A"]
@@ -182,7 +185,8 @@ def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny")
     path, bb = tiny_llama(tmp)
     # the tiny model is written in float32: served as written (f16 is checked on the real one)
-    with SoftPromptLLM(path, n_ctx=512, n_threads=1, n_seq_max=2, weights="as-is") as llm:
+    with SoftPromptLLM(path, n_ctx=512, n_threads=1, n_seq_max=2, weights="as-is",
+                       n_gpu_layers=GPU_LAYERS) as llm:
         yield bb, llm, path, tmp
 
 
@@ -229,13 +233,14 @@ def test_real_model_parity():
     bb = TorchBackbone.from_gguf()
     assert bb.n_embd == 576 and 0 < bb.embedding_rms < 1
     # the served f16 weights: logits within ~0.03 of float32 torch, the same greedy text
-    with SoftPromptLLM(n_ctx=1024, n_threads=1, n_seq_max=1) as llm:
+    with SoftPromptLLM(n_ctx=1024, n_threads=1, n_seq_max=1, n_gpu_layers=GPU_LAYERS) as llm:
         assert llm.n_embd == bb.n_embd and llm.served_path != llm.path
         _, cos = _check_parity(bb, llm, n_greedy=16, min_gap=1.0)
         assert cos >= 0.99999
     # the shipped Q4_1 as-is: llama.cpp's 8-bit activations move single logits by up to ~0.8
     # (measured), enough to flip a near-tie after a few greedy steps: logits only
-    with SoftPromptLLM(n_ctx=1024, n_threads=1, n_seq_max=1, weights="as-is") as llm:
+    with SoftPromptLLM(n_ctx=1024, n_threads=1, n_seq_max=1, weights="as-is",
+                       n_gpu_layers=GPU_LAYERS) as llm:
         assert llm.served_path == llm.path
         _check_parity(bb, llm, n_greedy=0, min_gap=1.0)
 

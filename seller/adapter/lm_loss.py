@@ -42,11 +42,11 @@ def prefix_cache(backbone, prefixes: list[list[int]]):
     from transformers import DynamicCache
 
     B, lengths = len(prefixes), [len(p) for p in prefixes]
-    Lmax = max(lengths)
-    ids = torch.zeros(B, Lmax, dtype=torch.long)
-    mask = torch.zeros(B, Lmax, dtype=torch.long)
+    Lmax, device = max(lengths), backbone.token_embeddings.device
+    ids = torch.zeros(B, Lmax, dtype=torch.long, device=device)
+    mask = torch.zeros(B, Lmax, dtype=torch.long, device=device)
     for b, p in enumerate(prefixes):
-        ids[b, Lmax - len(p):] = torch.tensor(p)
+        ids[b, Lmax - len(p):] = torch.tensor(p, device=device)
         mask[b, Lmax - len(p):] = 1
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     cache = DynamicCache()
@@ -58,7 +58,7 @@ def prefix_cache(backbone, prefixes: list[list[int]]):
 
 def explanation_loss(backbone, layouts: Sequence[Layout], soft_prompts: torch.Tensor) -> torch.Tensor:
     """Per-example mean token CE on the target, shape (B,); gradients reach `soft_prompts` (B, P, d)."""
-    B = len(layouts)
+    B, device = len(layouts), backbone.token_embeddings.device
     splits = [split_layout(l) for l in layouts]
     cache, prefix_mask, Lp = prefix_cache(backbone, [p for p, _ in splits])
     Lmax = prefix_mask.shape[1]
@@ -71,21 +71,22 @@ def explanation_loss(backbone, layouts: Sequence[Layout], soft_prompts: torch.Te
                 used += seg.n_soft
                 lab += [-100] * seg.n_soft
             else:
-                parts.append(backbone.token_embeddings[torch.tensor(seg.ids)])
+                parts.append(backbone.token_embeddings[torch.tensor(seg.ids, device=device)])
                 lab += list(seg.ids) if seg.kind == "target" else [-100] * len(seg.ids)
         if used != soft_prompts.shape[1]:
             raise ValueError(f"layout {b} has {used} soft slots, soft_prompts {tuple(soft_prompts.shape)}")
         rows.append(torch.cat(parts))
-        labels.append(torch.tensor(lab))
+        labels.append(torch.tensor(lab, device=device))
     Ls = max(len(r) for r in rows)
     emb = soft_prompts.new_zeros(B, Ls, backbone.n_embd)
-    mask = torch.cat([prefix_mask, torch.zeros(B, Ls, dtype=torch.long)], dim=1)
-    lab = torch.full((B, Ls), -100, dtype=torch.long)
+    mask = torch.cat([prefix_mask, torch.zeros(B, Ls, dtype=torch.long, device=device)], dim=1)
+    lab = torch.full((B, Ls), -100, dtype=torch.long, device=device)
     for b, (r, l) in enumerate(zip(rows, labels)):
         emb[b, :len(r)] = r
         lab[b, :len(l)] = l
         mask[b, Lmax:Lmax + len(r)] = 1
-    pos = torch.tensor(Lp).unsqueeze(1) + torch.arange(Ls).unsqueeze(0)  # continue each prefix
+    # continue each prefix
+    pos = torch.tensor(Lp, device=device).unsqueeze(1) + torch.arange(Ls, device=device).unsqueeze(0)
     decoder = backbone.model.get_decoder()
     hidden = decoder(inputs_embeds=emb, attention_mask=mask, position_ids=pos, use_cache=True,
                      **{_cache_kw(decoder): cache}).last_hidden_state
@@ -95,6 +96,6 @@ def explanation_loss(backbone, layouts: Sequence[Layout], soft_prompts: torch.Te
         raise ValueError("no target tokens: build the layouts with target=...")
     logits = backbone.model.get_output_embeddings()(hidden[:, :-1][keep]).float()  # (N, V)
     tok_loss = F.cross_entropy(logits, target[keep], reduction="none")
-    row = torch.arange(B).unsqueeze(1).expand_as(target)[keep]
-    per_row = torch.zeros(B).index_add(0, row, tok_loss)
+    row = torch.arange(B, device=device).unsqueeze(1).expand_as(target)[keep]
+    per_row = torch.zeros(B, device=device).index_add(0, row, tok_loss)
     return per_row / keep.sum(1).clamp(min=1)

@@ -44,7 +44,9 @@ class ExplanationPipeline:
     def encode(self, client_ids: list[str], histories: list[ClientSequence], item_ids: list[str],
                styles: list[str]) -> AdapterInputs:
         """Encoder features for B (history, candidate, style) rows. Runs the recommender's
-        encoders under the caller's grad mode (no grad unless the next-item loss is trained)."""
+        encoders under the caller's grad mode (no grad unless the next-item loss is trained).
+        The encoders stay on the CPU; the inputs go to the adapter's device (CUDA when training
+        there)."""
         v = self.rec.item_vectors()  # (N, d)
         batch = self.rec.make_batch(histories, [self.rec.segment_of(c) for c in client_ids], v)
         out = self.rec.user_encoder(batch)
@@ -57,7 +59,8 @@ class ExplanationPipeline:
             style=torch.tensor([STYLES.index(s) for s in styles]),
             history_items=batch.event_vectors, client_index=self.adapter.client_index(client_ids) if pepler
             else torch.zeros(len(client_ids), dtype=torch.long),
-            item_index=self.adapter.item_index(item_ids) if pepler else torch.zeros(len(item_ids), dtype=torch.long))
+            item_index=self.adapter.item_index(item_ids) if pepler else torch.zeros(len(item_ids), dtype=torch.long),
+        ).to(next(self.adapter.parameters()).device)
 
     def cited(self, attention: torch.Tensor | None, history: ClientSequence, k: int) -> list[tuple[str, float]]:
         """The k events the attention weighs most, heaviest first: (event_id, weight)."""

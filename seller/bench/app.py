@@ -108,7 +108,9 @@ def run(args) -> int:
         return 1
     data = ds.load_dataset(args.data) if args.data else None
     t0 = time.perf_counter()
-    explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads, weights=args.weights)
+    gpu_layers = int(os.environ.get("SELLER_GPU_LAYERS", "0"))  # as the app: -1 = all on the GPU
+    explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads,
+                                          n_gpu_layers=gpu_layers, weights=args.weights)
     load_s = time.perf_counter() - t0
     data = explainer.dataset
     active = data.events["client_id"].value_counts().index.tolist()  # clients with history first
@@ -134,7 +136,7 @@ def run(args) -> int:
     result = {
         "benchmark": "app_latency", "model_dir": shown_path(model_dir),
         "model_version": str(getattr(explainer, "model_version", "")), "dataset": data.name,
-        "k": args.k, "style": args.style, "threads": args.threads, "load_s": load_s,
+        "k": args.k, "style": args.style, "threads": args.threads, "gpu_layers": gpu_layers, "load_s": load_s,
         "draft_tokens": served_drafts, "serving": serving, "first_words_s": first, "all_s": total,
         "targets": {"first_words_s": TARGET_FIRST_S, "all_s": TARGET_ALL_S},
         "meets_targets": first["median"] <= TARGET_FIRST_S and total["median"] <= TARGET_ALL_S,

@@ -3,7 +3,8 @@
 An explanation is identified by what produced it: (client, item, style, model version). The app
 caches explanations under exactly that key, so the text an associate voted on is the text that
 key stands for; a second vote on the same explanation by the same associate updates the row
-instead of adding one. Only ids are stored, never client names.
+instead of adding one. Only ids are stored, never client names. The tables themselves are made
+by the Alembic revisions in seller/feedback/migrations/versions/ (one per schema change).
 """
 from __future__ import annotations
 
@@ -48,10 +49,3 @@ class Feedback(Base):
         return (f"Feedback(associate={self.associate_id!r}, client={self.client_id!r}, "
                 f"item={self.item_id!r}, style={self.style!r}, vote={self.vote:+d})")
 
-
-class SchemaVersion(Base):
-    """One row per applied migration; the highest version is the schema the DB is at."""
-    __tablename__ = "schema_version"
-
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

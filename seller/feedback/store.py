@@ -1,8 +1,8 @@
-"""The feedback store: an SQLAlchemy engine, schema migrations on start, and the vote upsert.
+"""The feedback store: an SQLAlchemy engine, Alembic migrations on start, and the vote upsert.
 
 Where the data lives, in order of precedence:
   1. an explicit URL passed to `FeedbackStore(url)`,
-  2. env `SELLER_DB_URL`: any SQLAlchemy URL (e.g. postgresql+psycopg://host/seller),
+  2. env `SELLER_DB_URL`: any SQLAlchemy URL (e.g. postgresql://host/seller, served by psycopg 3),
   3. env `SELLER_DB_PATH`: a SQLite file path,
   4. `$XDG_DATA_HOME/seller/feedback.db` (default `~/.local/share/seller/feedback.db`): outside
      the repository so votes survive a fresh checkout and never end up in git.
@@ -16,16 +16,18 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from seller.feedback.models import VOTE_KEY, Base, Feedback, SchemaVersion, utcnow
+from seller.feedback import migrations
+from seller.feedback.models import VOTE_KEY, Feedback, utcnow
+
+MIGRATION_LOCK_KEY = 0x5E11E7  # PostgreSQL advisory lock id: one store migrates at a time
 
 
 class FeedbackStoreError(RuntimeError):
@@ -89,19 +91,16 @@ def record_vote(session: Session, vote: Vote) -> None:
             setattr(existing, key, row[key])
 
 
-def _migration_1(conn: Connection) -> None:
-    Base.metadata.create_all(conn, tables=[Feedback.__table__])
-
-
-# (version, step): append new steps, never edit applied ones.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migration_1)]
+def _with_driver(url: URL) -> URL:
+    """A bare postgresql:// means psycopg 3, the driver installed with seller (not psycopg2)."""
+    return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
 
 
 class FeedbackStore:
     def __init__(self, url: str | None = None, busy_timeout_s: float = 5.0):
         # busy_timeout_s: a vote commit takes milliseconds, so 5 s rides out other writers yet
         # still reports a lock held by a stuck process as an error instead of hanging the page.
-        self.url = make_url(resolve_url(url))
+        self.url = _with_driver(make_url(resolve_url(url)))
         self.where = self._describe()
         try:
             self.engine = self._create_engine(busy_timeout_s)
@@ -148,20 +147,19 @@ class FeedbackStore:
 
         return engine
 
-    def migrate(self) -> int:
-        """Bring the schema to the latest version; returns that version."""
+    def migrate(self) -> str:
+        """Bring the schema to the newest Alembic revision; returns that revision.
+
+        Replicas starting together take turns: SQLite's BEGIN IMMEDIATE holds the write lock,
+        PostgreSQL an advisory lock held until the transaction ends (its DDL is transactional).
+        """
         with self.engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
-            SchemaVersion.__table__.create(conn, checkfirst=True)
-            current = conn.scalar(select(func.max(SchemaVersion.version))) or 0
-            latest = MIGRATIONS[-1][0]
-            if current > latest:
-                raise FeedbackStoreError(f"feedback database ({self.where}) is at schema version "
-                                         f"{current}, newer than this code's {latest}")
-            for version, step in MIGRATIONS:
-                if version > current:
-                    step(conn)
-                    conn.execute(SchemaVersion.__table__.insert().values(version=version, applied_at=utcnow()))
-        return latest
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                return migrations.upgrade(conn)
+            except migrations.SchemaError as e:
+                raise FeedbackStoreError(f"feedback database ({self.where}): {e}") from None
 
     def vote(self, vote: Vote) -> None:
         try:
