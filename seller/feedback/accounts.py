@@ -1,6 +1,6 @@
 """ORM rows of who may use the app and what they did: accounts, failed sign-ins, the audit log.
 
-They live in the feedback database next to the votes (same `Base`). Only ids are stored: a
+They live in the feedback database next to the votes (same `Base`; Alembic revision 0003). Only ids are stored: a
 username, a client id, an item id; never a client's name. A password is kept only as its
 argon2id hash (seller.feedback.users writes it).
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from seller.feedback.models import Base, utcnow
@@ -76,10 +75,3 @@ class AuditEvent(Base):
     def __repr__(self) -> str:
         return f"AuditEvent({self.username!r} {self.action} client={self.client_id!r} item={self.item_id!r})"
 
-
-TABLES = [Account.__table__, AccountBoutique.__table__, SignInThrottle.__table__, AuditEvent.__table__]
-
-
-def create_tables(bind: Engine | Connection) -> None:
-    """Create the account and audit tables where missing (the feedback store's schema is separate)."""
-    Base.metadata.create_all(bind, tables=TABLES, checkfirst=True)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from seller.feedback.accounts import AuditEvent, create_tables
+from seller.feedback.accounts import AuditEvent
 from seller.feedback.models import utcnow
 from seller.feedback.store import FeedbackStore, Vote, record_vote
 
@@ -38,10 +38,6 @@ class AuditLog:
 
     def __init__(self, store: FeedbackStore):
         self.store = store
-        try:
-            create_tables(store.engine)
-        except SQLAlchemyError as e:
-            raise store._error("cannot create the audit tables", e) from e
 
     def record(self, username: str, action: str, **fields) -> None:
         try:

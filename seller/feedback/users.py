@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from seller.feedback import audit
-from seller.feedback.accounts import ROLES, Account, AccountBoutique, SignInThrottle, create_tables
+from seller.feedback.accounts import ROLES, Account, AccountBoutique, SignInThrottle
 from seller.feedback.models import utcnow
 from seller.feedback.store import FeedbackStore
 
@@ -115,10 +115,6 @@ class AccountDirectory:
         self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
         self._reading = sessionmaker(store.engine)  # deferred transactions: readers do not queue
         self._decoy: str | None = None
-        try:
-            create_tables(store.engine)
-        except SQLAlchemyError as e:
-            raise store._error("cannot create the account tables", e) from e
 
     # -- reading --------------------------------------------------------------------------------
     def _account(self, session: Session, username: str) -> Account | None:
