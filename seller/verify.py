@@ -145,6 +145,12 @@ def _singular(word: str) -> str:
     return word
 
 
+def comes_in_pairs(subcategory: str | None) -> bool:
+    """Its subcategory ends in a plural (ankle boots, earrings, loafers): "a pair of" fits."""
+    words = _key(subcategory or "").split()
+    return bool(words) and _singular(words[-1]) != words[-1]
+
+
 def _fmt_day(d: date) -> str:
     return f"{d.day} {MONTHS[d.month - 1].capitalize()} {d.year}"
 
@@ -177,10 +183,7 @@ class _Item:
 
     @property
     def pair(self) -> bool:
-        """Comes in pairs: its subcategory ends in a plural (ankle boots, earrings, loafers)."""
-        sub = self.facts.get("subcategory") or ""
-        last = sub.split()[-1] if sub else ""
-        return bool(last) and _singular(last) != last
+        return comes_in_pairs(self.facts.get("subcategory"))
 
 
 @dataclass(frozen=True)
