@@ -79,12 +79,6 @@ class GroundedSentenceBuilder:
                 "maison": f"the {value} name"}[column]
 
     @staticmethod
-    def _leaning_noun(item: dict, column: str) -> str:
-        value = item[column]
-        return {"color": value, "material": value, "hardware": f"{value} hardware",
-                "collection": f"the {value} collection", "maison": value}[column]
-
-    @staticmethod
     def _shared_adj(item: dict, columns) -> str:
         """"in Cognac calfskin with rose gold hardware, from the Prism collection"."""
         look = " ".join(item[c] for c in ("color", "material") if c in columns)
@@ -204,10 +198,10 @@ class GroundedSentenceBuilder:
     def _style(self, item, This, this, own, event, shared, leaning, rng) -> str:
         mid, end = event  # the event phrase inside a sentence, or ending it
         if leaning:
-            value = self._leaning_noun(item, leaning)
+            value = self._shared_adj(item, (leaning,))
             return rng.choice([
-                f"Their recent choices lean to {value}, {mid} among them; {this} continues that line.",
-                f"{This} keeps to {value}, the line their recent choices follow, as {mid} shows.",
+                f"Their recent choices lean to pieces {value}, {mid} among them; {this} continues that line.",
+                f"Pieces {value} keep returning in their choices, as {mid} shows; {this} is one more.",
             ])
         if shared:
             adj = self._shared_adj(item, shared[:2])
