@@ -11,8 +11,10 @@ those strictly before `today` count. Claim types (CLAIM_TYPES):
 - kind: what "this/these ... <word>" calls the candidate must be its kind ("this bag" on a
   handbag, "this tote" only on a tote), and "a pair of" only fits pieces that come in pairs.
 - name: each capitalised phrase must be a name, maison, collection, colour, material or
-  hardware of the candidate or of an item in the client's history; an opening English word of
-  a sentence ("After", "This") is not a name. A catalogue piece the client never touched fails.
+  hardware of the candidate or of an item in the client's history (or in their catalogue
+  descriptions); an opening English word of a sentence ("After", "This") is not a name. A
+  catalogue piece the client never touched fails, and so does a piece's name given as a maker
+  ("crafted by the jeweller Boréale Twilly").
 - date: a written day must be a day the item it is attached to had an event (of the attached
   verb's type when the verb is right), or the candidate's launch day; never after today.
 - verb: "viewed / tried on / wishlisted / bought / put in the basket / returned" attached to an
@@ -20,8 +22,8 @@ those strictly before `today` count. Claim types (CLAIM_TYPES):
 - attribute: a colour, material, maison, collection or hardware value given to an item (the
   nearest item mention in its sentence; the candidate when none) must be that item's own.
 - word: every other word must be English (pyspellchecker's English list) or catalogue vocabulary.
-- time: a season ("this summer") must be the current or the next one on `today`; a festive
-  occasion must be ahead. Other occasions (a wedding) are unchecked: the data holds no calendar.
+- time: a season ("this summer") must be the current or the next one on `today`, an
+  a "next" or "upcoming" one no further than two ahead; a festive occasion must be close ahead. Other occasions (a wedding) are unchecked: the data holds no calendar.
 What cannot be checked (an item without attributes, an empty history) is reported as an
 "unchecked" claim with its reason; the verifier never raises on odd text or odd names.
 """
@@ -89,6 +91,8 @@ _FESTIVE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in FESTIVE) + r")\b
 _OCCASION = re.compile(r"\b(?:" + "|".join(OCCASION_WORDS) + r")s?\b", re.I)
 _SUBJECT = re.compile(r"\b(?:this|these)\s+", re.I)
 _PAIR = re.compile(r"\bpairs?\s+of\b", re.I)
+_MAKER = re.compile(r"\b(?:made|crafted|designed|created)\s+by\s+(?:the\s+)?(?:[\w-]+\s+){0,3}$"
+                    r"|\b(?:jewell?er|maker|designer|artist|craftsman)\W+(?:named\s+)?$", re.I)
 _POSSESSIVE = re.compile(r"['’]s$")
 # British spellings the (American) list lacks: colour -> color, realise -> realize, centre -> center
 _BRITISH = ((re.compile(r"our(s|ed|ing|ful)?$"), r"or\1"), (re.compile(r"is(e|es|ed|ing)$"), r"iz\1"),
@@ -206,7 +210,7 @@ class ClaimVerifier:
             item = self._item(row)
             self._items[item.item_id] = item
             for column, key in item.facts.items():
-                if key and not (column in ATTRIBUTES and key in _AVOID_LOWER):
+                if key:
                     self._entities.setdefault(key, set()).add((item.item_id, column))
         self._max_words = max((k.count(" ") + 1 for k in self._entities), default=1)
         self._kinds = self._kind_words()
@@ -340,9 +344,15 @@ class ClaimVerifier:
                  claims):
         """One catalogue phrase: a piece's name (capitalised), else an attribute, else a kind."""
         a, b = first.start(), last.end()
-        named = [it for it, c in entries if c in NAME_COLUMNS] if first.group(0)[0].isupper() else []
-        attrs = [c for c in ATTRIBUTES if any(c == x for _, x in entries)]
+        capital = first.group(0)[0].isupper()
+        named = [it for it, c in entries if c in NAME_COLUMNS] if capital else []
+        attrs = [c for c in ATTRIBUTES if any(c == x for _, x in entries)
+                 if capital or phrase not in _AVOID_LOWER]
         mine = [it for it in named if it in context]
+        if mine and _MAKER.search(text[max(0, a - 40):a]):
+            claims.append(Claim("name", a, b, text[a:b], "fail", "a piece's name given as a maker",
+                                mine[0]))
+            return "item"
         if mine:  # the candidate first, then the latest piece of the history
             subject = candidate.item_id if candidate.item_id in mine else max(
                 mine, key=lambda it: recent.get(it, -1))
@@ -545,7 +555,8 @@ class ClaimVerifier:
                 out.append(Claim("date", a, b, span, "fail", "not a calendar date"))
                 continue
             verb = self._verb_for_date(text, a, b, verbs)
-            mention = verb[3] if verb else self._attach(text, a, b, items, prefer_after=0)
+            # "the 15 December 2025 Belvane Bucket Bag": a name right after the date is its item
+            mention = verb[3] if verb else self._attach(text, a, b, items, prefer_after=1)
             item = mention.item_id if mention else None
             days = [(t, d) for i, t, d in events if item is None or i == item]
             if verb and item and any(t == verb[2] for t, _ in days):
@@ -625,10 +636,11 @@ class ClaimVerifier:
             if mod == "last":
                 out.append(Claim("time", a, b, text[a:b], "unchecked", "a season already past"))
             elif mod in ("next", "the coming", "the upcoming", "coming", "upcoming"):
-                ok = season != ahead[0] or mod == "next"
+                soon = seasons_ahead(today, 3)  # "the upcoming autumn" in January is too far
+                ok = season in soon
                 out.append(Claim("time", a, b, text[a:b], "pass" if ok else "fail",
-                                 f"{season} is " + ("ahead" if ok else "under way")
-                                 + f" on {_fmt_day(today)}"))
+                                 f"on {_fmt_day(today)} the season is {soon[0]}, then "
+                                 f"{soon[1]} and {soon[2]}"))
             else:
                 ok = season in ahead
                 out.append(Claim("time", a, b, text[a:b], "pass" if ok else "fail",

@@ -157,3 +157,21 @@ def test_odd_input_never_raises_and_says_what_it_could_not_check():
     assert "not in the catalogue" in unknown.unchecked[0].reason
     future = v.verify("The Lisière Tote in Noir viewed on 3 December 2026.", "X1", one, SHOWN)
     assert "after today" in future.failed[0].reason
+
+
+def test_a_pieces_name_given_as_a_maker_fails(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)
+    r = verifier.verify("This overcoat was crafted by the renowned jeweller, Valmonde Passport Holder.",
+                        "I0218", history, SHOWN)
+    assert failed(r, "name") == ["Valmonde Passport Holder"]
+
+
+def test_a_date_right_before_a_name_is_that_pieces(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)  # the passport holder: tried on 13 May 2026
+    ok = verifier.verify("This overcoat follows the 13 May 2026 Valmonde Passport Holder.",
+                         "I0218", history, SHOWN)
+    assert ok.passed and any(c.type == "date" and c.item_id == "I0086" for c in ok.claims)
+    january = pd.Timestamp("2026-01-10", tz="UTC")
+    far = verifier.verify("With the upcoming autumn, this overcoat is ready.", "I0218",
+                          sample.client_history("C001", before=january), january)
+    assert failed(far, "time") == ["the upcoming autumn"]
