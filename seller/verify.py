@@ -195,7 +195,7 @@ class _Mention:
     start: int
     end: int
     item_id: str | None  # None: an unknown or out-of-context entity
-    role: str  # "item" (a name) | "candidate" (this <kind>) | attribute column | "kind"
+    role: str  # "item" (a name) | "candidate" (this <kind>) | an ATTRIBUTES column
     key: str
 
 
@@ -275,7 +275,7 @@ class ClaimVerifier:
             candidate = _Item(str(item_id), {}, {}, None)
         events = self._events(history, day)
         context = {candidate.item_id} | {e[0] for e in events}
-        dates, masked = self._dates(text)
+        dates = self._dates(text)
         tokens = [m for m in _WORD.finditer(text)
                   if not any(a <= m.start() < b for a, b, *_ in dates)]
         mentions, covered = self._mentions(text, tokens, candidate, context, events, claims)
@@ -318,7 +318,7 @@ class ClaimVerifier:
                                 (int(year) if year else None, month)))
             except ValueError:  # "31 February 2026": a date no event can have
                 out.append((m.start(), m.end(), "invalid", None))
-        return out, text
+        return out
 
     def _mentions(self, text, tokens, candidate, context, events, claims):
         """Catalogue phrases (longest first), then "this <kind>" phrases. Returns (mentions,
