@@ -89,7 +89,7 @@ _TIME = re.compile(r"\b(?P<mod>this|next|the coming|the upcoming|coming|upcoming
                    r"(?P<season>spring|summer|autumn|fall|winter)\b", re.I)
 _FESTIVE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in FESTIVE) + r")\b", re.I)
 _OCCASION = re.compile(r"\b(?:" + "|".join(OCCASION_WORDS) + r")s?\b", re.I)
-_SUBJECT = re.compile(r"\b(?:this|these)\s+", re.I)
+_SUBJECT = re.compile(r"\b(?:this|these)\s+(?:(?:19|20)\d\d\s+)?", re.I)  # "this 2025 X" too
 _PAIR = re.compile(r"\bpairs?\s+of\b", re.I)
 _MAKER = re.compile(r"\b(?:made|crafted|designed|created)\s+by\s+(?:the\s+)?(?:[\w-]+\s+){0,3}$"
                     r"|\b(?:jewell?er|maker|designer|artist|craftsman)\W+(?:named\s+)?$", re.I)
@@ -396,8 +396,11 @@ class ClaimVerifier:
             if j is None:
                 continue
             for k in range(j, min(j + 4, len(tokens))):
-                if covered.get(k) == "item" or not self._contiguous(text, tokens[j:k + 1]):
-                    break  # "this Valmonde ..." is a name; a comma ends the phrase
+                if covered.get(k) == "item":  # "this Valmonde ...": a name must be the candidate's
+                    claims.append(self._named_subject(text, tokens[k].start(), candidate, claims))
+                    break
+                if not self._contiguous(text, tokens[j:k + 1]):
+                    break  # a comma ends the phrase
                 found = self._kind_at(tokens, k)
                 if found is None:
                     continue
@@ -421,6 +424,14 @@ class ClaimVerifier:
                 claims.append(self._pair_claim(text, pair.start(), pair.end(),
                                                self._items[name.item_id]))
         return out
+
+    @staticmethod
+    def _named_subject(text, start, candidate, claims) -> Claim:
+        name = next(c for c in claims if c.type == "name" and c.start == start)
+        ok = name.item_id == candidate.item_id
+        return Claim("kind", name.start, name.end, name.text, "pass" if ok else "fail",
+                     "names the candidate" if ok else "calls the candidate by another piece's name",
+                     candidate.item_id)
 
     def _kind_claim(self, text, a, b, phrase, level, values, candidate) -> Claim:
         have = candidate.facts.get(level)

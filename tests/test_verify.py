@@ -175,3 +175,11 @@ def test_a_date_right_before_a_name_is_that_pieces(sample, verifier):
     far = verifier.verify("With the upcoming autumn, this overcoat is ready.", "I0218",
                           sample.client_history("C001", before=january), january)
     assert failed(far, "time") == ["the upcoming autumn"]
+
+
+def test_this_followed_by_another_pieces_name_fails(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)
+    r = verifier.verify("This 2025 Valmonde Passport Holder looks like a traditional coat.",
+                        "I0218", history, SHOWN)
+    assert failed(r, "kind") == ["Valmonde Passport Holder"]
+    assert verifier.verify("This Marcelle Overcoat comes from Noctelle.", "I0218", history, SHOWN).passed
