@@ -13,6 +13,8 @@ import json
 import math
 from pathlib import Path
 
+from seller.evaluate.claims import claims_markdown
+
 COLUMNS = [  # (header, section, key, scale, digits)
     ("BLEU-1", "text", "bleu1", 1, 2), ("BLEU-4", "text", "bleu4", 1, 2),
     ("ROUGE-1", "text", "rouge1", 1, 2), ("ROUGE-2", "text", "rouge2", 1, 2),
@@ -20,8 +22,9 @@ COLUMNS = [  # (header, section, key, scale, digits)
     ("USR", "text", "usr", 1, 3), ("DIV", "text", "div", 1, 2), ("FMR", "text", "fmr", 1, 3),
     ("FCR", "text", "fcr", 1, 3), ("len", "text", "length", 1, 1),
     ("rep", "text", "repetition", 1, 3),
-    ("halluc. %", "grounding", "hallucination_rate", 100, 2),
+    ("vocab. halluc. %", "grounding", "hallucination_rate", 100, 2),
     ("cites past %", "grounding", "history_citation_rate", 100, 1),
+    ("ready %", "claims", "associate_ready_rate", 100, 1),
     ("click (with)", "utility", "rate_with", 1, 3),
     ("click (shuffled)", "utility", "rate_shuffled", 1, 3),
     ("lift", "utility", "lift", 1, 3),
@@ -53,7 +56,9 @@ def markdown_report(results: dict) -> str:
              f"{results['n_clients']} test clients; {results['k']} candidates per case "
              f"({results['candidates_from']}). Text metrics follow PETER's definitions "
              "(ROUGE F-measure x100, corpus BLEU x100; see seller/evaluate/text.py); "
-             "hallucination is claim-level (seller/evaluate/grounding.py); click rates come from "
+             "'vocab. halluc.' counts catalogue words and months not true of the history or the item "
+             "(seller/evaluate/grounding.py; it cannot see an invented name or a wrong verb); "
+             "'ready' is the claim verifier's associate-ready rate (seller/verify.py, below); click rates come from "
              "the simulated client (seller/evaluate/utility.py), 'without' = 1/K.", "",
              markdown_table(results), ""]
     if any(m.get("ci") for m in results["methods"].values()):
@@ -82,6 +87,7 @@ def markdown_report(results: dict) -> str:
                 parts.append(f"- {name}: " + "; ".join(
                     f"{h['kind']} \"{h['span']}\" ({h['case'].split('@')[0]}, {h['item_id']})" for h in found[:10]))
         parts.append("")
+    parts += claims_markdown(results)
     if results.get("skipped"):
         parts += ["Methods not run:", ""]
         parts += [f"- {n}: {why}" for n, why in results["skipped"].items()] + [""]

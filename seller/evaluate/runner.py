@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seller.evaluate import grounding, text, utility
+from seller.evaluate import claims, grounding, text, utility
 from seller.evaluate.methods import Case, ExplainerMethod, Generated, TemplateMethod, TextOnlyMethod
 from seller.paths import shown_path
+from seller.verify import ClaimVerifier
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED_HALLUCINATIONS = 50  # per method, in results.json
-METHODS = ("template", "text-only", "pepler", "seller-no-seq", "seller-dense", "seller")
+METHODS = ("template", "fallback", "text-only", "pepler", "seller-no-seq", "seller-dense", "seller")
 # Where each trained variant lives under --models (the ADAPTER engineer's layout).
 MODEL_SUBDIRS = {"seller": ".", "seller-dense": "dense", "seller-no-seq": "no-sequence",
                  "pepler": "pepler"}
@@ -165,6 +166,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-cases", type=int, default=EvalConfig.max_cases)
     parser.add_argument("--k", type=int, default=EvalConfig.k)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
+    parser.add_argument("--review-sheet", type=int, default=0, metavar="N",
+                        help="also write N random cards, blind, for human rating (review_sheet.csv/.html)")
+    parser.add_argument("--ratings", default=None, metavar="FILE",
+                        help="read a filled review sheet back into the report at --out (runs no method)")
 
 
 def _command(args, methods: list[str]) -> str:
@@ -175,6 +180,7 @@ def _command(args, methods: list[str]) -> str:
               if value]
     parts += [f"--max-cases {args.max_cases} --k {args.k} --methods {','.join(methods)}"]
     parts += [f"--model {m}" for m in args.model]
+    parts += [f"--review-sheet {args.review_sheet}"] if getattr(args, "review_sheet", 0) else []
     return " ".join(parts)
 
 
@@ -189,6 +195,8 @@ def run(args) -> int:
         print(f"seller evaluate: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})",
               file=sys.stderr)
         return 2
+    if args.ratings:
+        return claims.ratings_into_report(args.ratings, args.out or _repo() / "reports" / args.dataset)
     overrides = dict(m.split("=", 1) for m in args.model if "=" in m)
     bad = [m for m in args.model if "=" not in m] + [k for k in overrides if k not in MODEL_SUBDIRS]
     if bad:
@@ -243,6 +251,8 @@ def run(args) -> int:
         vocabulary = sorted({str(v) for f in ITEM_FEATURES if f in items
                              for v in items[f].dropna().unique()})
         checker = grounding.GroundingChecker(dataset.items, dataset.events)
+    verifier = None if review_data else ClaimVerifier(dataset.items)
+    cards_by_method: dict[str, list[dict]] = {}
     encoder = text.SentenceEncoder()
 
     results = {"dataset": dataset.name, "n_cases": len(cases), "n_clients": len(split["test"]),
@@ -255,6 +265,11 @@ def run(args) -> int:
             if name == "template":
                 method = TemplateMethod(dataset.items, dataset.events,
                                         {i: a[0] for i, a in train_aspects.items()} if review_data else None)
+            elif name == "fallback":
+                from seller.evaluate.fallback_method import FallbackMethod
+                if review_data:
+                    raise ValueError("the grounded sentence needs item attributes")
+                method = FallbackMethod(dataset)
             elif name == "text-only":
                 from seller.llm.runtime import SoftPromptLLM
                 llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
@@ -287,6 +302,10 @@ def run(args) -> int:
                             "s_per_explanation": seconds / max(1, n_expl),
                             "seconds_with_scoring": time.perf_counter() - t0}
         scored["expert_names"] = getattr(method, "expert_names", None) or None
+        if verifier is not None:
+            cards_by_method[name] = claims.verify_cards(cases, gens, dataset, verifier)
+            scored["claims"] = claims.summarise_cards(cards_by_method[name], config.n_bootstrap,
+                                                      config.seed)
         results["methods"][name] = scored
         results["examples"] += [{"method": name, "case": c.case_id, "reference": c.reference,
                                  "explanation": g[c.true_index].text} for c, g in
@@ -319,6 +338,10 @@ def run(args) -> int:
         results["notes"].append(f"System turn of every LLM prompt ({cfg_path.name}'s data.system): "
                                 f"\"{cfg.data.system}\"")
     from seller.evaluate.report import write_report
-    for p in write_report(results, args.out or _repo() / "reports" / args.dataset):
+    out = args.out or _repo() / "reports" / args.dataset
+    paths = write_report(results, out)
+    if args.review_sheet:
+        paths += claims.write_review_sheet(cards_by_method, args.review_sheet, out, config.seed)
+    for p in paths:
         print(p)
     return 0

@@ -1,0 +1,269 @@
+"""The claim verifier's figures for `seller evaluate`, the cards a reader sees, and the human
+review loop (a blind sheet out, ratings back in).
+
+Per method (results["methods"][name]["claims"]):
+- associate_ready_rate: explanations with no failed claim (seller/verify.py), with a 95%
+  bootstrap CI over explanations; fallback_rate: the share the app would replace with the
+  grounded sentence (seller/fallback.py), i.e. 1 - associate_ready_rate;
+- failing_rate[type]: explanations failing at least one claim of that type (CI each), and
+  failed_per_explanation[type];
+- cards: N_SHOWN random explanations verbatim with their failed claims.
+Every explanation is verified on its case's target date ("today" for seasons) against the
+client's events before it.
+
+`--review-sheet N` writes review_sheet.csv / .html (N random cards across the methods run,
+shuffled, no method named: candidate facts, the cited event, the text, blank RUBRIC columns)
+and review_key.csv (card -> method). `--ratings FILE` reads a filled sheet back, joins it with
+the key in the same report folder and adds per-method rubric rates to the report.
+"""
+from __future__ import annotations
+
+import csv
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seller.evaluate.utility import bootstrap_ci
+from seller.verify import CLAIM_TYPES, MONTHS
+
+N_SHOWN = 20  # cards per method printed verbatim in results.md
+RUBRIC = ("right_kind", "facts_true", "coherent", "style_delivered")
+VERDICTS = ("usable", "one_fix", "unusable")
+SHEET_COLUMNS = ("card_id", "style", "candidate", "cited_event", "text", *RUBRIC, "verdict", "note")
+YES, NO = frozenset({"y", "yes", "1", "true"}), frozenset({"n", "no", "0", "false"})
+
+
+class RatingsError(ValueError):
+    """A ratings file that cannot be read back: names the file, row and column."""
+
+
+def _day(ts) -> str:
+    return f"{ts.day} {MONTHS[ts.month - 1].capitalize()} {ts.year}"
+
+
+def verify_cards(cases, gens, dataset, verifier) -> list[dict]:
+    """One card per explanation: what the app would show and what the verifier found."""
+    items = dataset.items.set_index("item_id")
+    events = dataset.events.set_index("event_id") if "event_id" in dataset.events else None
+    cards = []
+    for case, generated in zip(cases, gens):
+        history = dataset.client_history(case.client_id, before=case.target_time)
+        for item_id, g in zip(case.candidates, generated):
+            result = verifier.verify(g.text, item_id, history, case.target_time)
+            cards.append({
+                "case": case.case_id, "client_id": case.client_id, "item_id": item_id,
+                "style": case.style, "text": g.text, "passed": result.passed,
+                "failed": [f"{c.type}: \"{c.text}\" ({c.reason})" for c in result.failed],
+                "failed_types": sorted({c.type for c in result.failed}),
+                "candidate": _facts(items, item_id),
+                "cited_event": _cited(events, items, g.cited_event_ids)})
+    return cards
+
+
+def _facts(items: pd.DataFrame, item_id: str) -> str:
+    if item_id not in items.index:
+        return item_id
+    row = items.loc[item_id]
+    facts = [str(row[c]) for c in ("subcategory", "maison", "color", "material", "hardware",
+                                   "collection") if c in row.index and pd.notna(row[c])]
+    return f"{row.get('name', item_id)} ({', '.join(facts)})" if facts else str(row.get("name", item_id))
+
+
+def _cited(events, items, cited_ids) -> str:
+    if events is None or not cited_ids or cited_ids[0] not in events.index:
+        return ""
+    e = events.loc[cited_ids[0]]
+    name = items.at[e["item_id"], "name"] if e["item_id"] in items.index else e["item_id"]
+    return f"{e['event_type']} {name} on {_day(e['timestamp'])} ({cited_ids[0]})"
+
+
+def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
+    """The verifier's figures with 95% bootstrap CIs over explanations, and N_SHOWN cards."""
+    ready = np.array([c["passed"] for c in cards], dtype=float)
+    out = {"n": len(cards), "associate_ready_rate": float(ready.mean()),
+           "associate_ready_ci": list(bootstrap_ci(ready, n_bootstrap, seed)),
+           "fallback_rate": float(1 - ready.mean()),
+           "failing_rate": {}, "failing_rate_ci": {}, "failed_per_explanation": {}}
+    for t in CLAIM_TYPES:
+        failing = np.array([t in c["failed_types"] for c in cards], dtype=float)
+        out["failing_rate"][t] = float(failing.mean())
+        out["failing_rate_ci"][t] = list(bootstrap_ci(failing, n_bootstrap, seed))
+        out["failed_per_explanation"][t] = sum(
+            f.startswith(t + ":") for c in cards for f in c["failed"]) / len(cards)
+    rng = np.random.default_rng(seed)
+    shown = rng.choice(len(cards), size=min(N_SHOWN, len(cards)), replace=False)
+    out["cards"] = [{k: cards[i][k] for k in ("case", "item_id", "style", "text", "passed", "failed")}
+                    for i in sorted(shown)]
+    return out
+
+
+# ------------------------------------------------------------------ results.md
+def _pct(v, ci=None) -> str:
+    return f"{v * 100:.1f}" + (f" [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "")
+
+
+def claims_markdown(results: dict) -> list[str]:
+    methods = {n: m["claims"] for n, m in results["methods"].items() if m.get("claims")}
+    if not methods:
+        return []
+    parts = ["## Claim by claim (seller/verify.py)", "",
+             "Associate-ready = an explanation with no failed claim; each failure column is the "
+             "share of explanations failing at least one claim of that type; 95% bootstrap CIs "
+             "over explanations. 'fallback' is the share the app would replace with the grounded "
+             "sentence. Read on each case's target date.", "",
+             "| method | n | associate-ready % | fallback % | " + " | ".join(CLAIM_TYPES) + " |",
+             "|---" * (len(CLAIM_TYPES) + 4) + "|"]
+    for name, c in methods.items():
+        parts.append(f"| {name} | {c['n']} | {_pct(c['associate_ready_rate'], c['associate_ready_ci'])} | "
+                     f"{_pct(c['fallback_rate'])} | " + " | ".join(
+                         _pct(c["failing_rate"][t], c["failing_rate_ci"][t]) for t in CLAIM_TYPES) + " |")
+    parts.append("")
+    for name, c in methods.items():
+        parts += [f"### {len(c['cards'])} random cards: {name}", ""]
+        for card in c["cards"]:
+            mark = "ready" if card["passed"] else "FAILS " + "; ".join(card["failed"])
+            parts.append(f"- `{card['case'].split('@')[0]} {card['item_id']} {card['style']}` "
+                         f"{card['text'] or '(empty)'} — *{mark}*")
+        parts.append("")
+    parts += ratings_markdown(results.get("ratings"))
+    return parts
+
+
+def ratings_markdown(ratings: dict | None) -> list[str]:
+    if not ratings:
+        return []
+    cols = ("usable", "usable_or_one_fix", *RUBRIC)
+    parts = [f"## Human ratings ({ratings['file']}, {ratings['n_rated']} cards rated blind)", "",
+             "| method | n | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for name, r in ratings["methods"].items():
+        parts.append(f"| {name} | {r['n']} | " + " | ".join(_pct(r[c], r[c + '_ci']) for c in cols) + " |")
+    return parts + [""]
+
+
+# ------------------------------------------------------------------ the review loop
+def write_review_sheet(cards_by_method: dict[str, list[dict]], n: int, out_dir, seed: int) -> list[Path]:
+    """N random cards, spread evenly over the methods, shuffled, blind (see module docstring)."""
+    if n < 1:
+        raise ValueError(f"--review-sheet {n}: expected at least 1 card")
+    rng = np.random.default_rng(seed)
+    picks = []
+    names = [m for m, c in cards_by_method.items() if c]
+    order = {m: list(rng.permutation(len(cards_by_method[m]))) for m in names}
+    while len(picks) < n and any(order.values()):
+        for m in names:
+            if order[m] and len(picks) < n:
+                picks.append((m, cards_by_method[m][order[m].pop()]))
+    picks = [picks[i] for i in rng.permutation(len(picks))]
+    rows = [{"card_id": f"card{j + 1:03d}", "style": c["style"], "candidate": c["candidate"],
+             "cited_event": c["cited_event"], "text": c["text"],
+             **{k: "" for k in (*RUBRIC, "verdict", "note")}} for j, (_, c) in enumerate(picks)]
+    key = [{"card_id": r["card_id"], "method": m, "case": c["case"], "item_id": c["item_id"]}
+           for r, (m, c) in zip(rows, picks)]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "review_sheet.csv", out / "review_sheet.html", out / "review_key.csv"]
+    _write_csv(paths[0], SHEET_COLUMNS, rows)
+    paths[1].write_text(_sheet_html(rows), encoding="utf-8")
+    _write_csv(paths[2], ("card_id", "method", "case", "item_id"), key)
+    return paths
+
+
+def _write_csv(path: Path, columns, rows) -> None:
+    tmp = path.with_suffix(".csv.tmp")  # whole or not at all
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def _sheet_html(rows) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in SHEET_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in SHEET_COLUMNS)
+                   + "</tr>" for r in rows)
+    rubric = ("Rate each card as a strict reviewer: right_kind / facts_true / coherent / "
+              "style_delivered: yes or no; verdict: usable (say it as it stands), one_fix, "
+              "unusable. Fill the CSV and pass it back with --ratings.")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>SELLER review sheet</title>"
+            "<style>td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+            "table{border-collapse:collapse;font:14px sans-serif}</style></head><body>"
+            f"<p>{html.escape(rubric)}</p><table><tr>{head}</tr>{body}</table></body></html>")
+
+
+def read_ratings(path, key_path, n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """A filled review sheet -> per-method rubric rates with CIs. Rows left blank are unrated."""
+    path, key_path = Path(path), Path(key_path)
+    if not path.is_file():
+        raise RatingsError(f"{path}: no such ratings file")
+    if not key_path.is_file():
+        raise RatingsError(f"{key_path}: no review key beside the report (run --review-sheet first)")
+    key = {r["card_id"]: r["method"] for r in csv.DictReader(key_path.open(encoding="utf-8"))}
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("card_id", *RUBRIC, "verdict") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise RatingsError(f"{path}: missing column(s) {', '.join(missing)}")
+        rated = []
+        for line, row in enumerate(reader, start=2):
+            rated += _rating(path, line, row, key)
+    if not rated:
+        raise RatingsError(f"{path}: no card is rated yet")
+    per: dict[str, list[dict]] = {}
+    for r in rated:
+        per.setdefault(r["method"], []).append(r)
+    methods = {}
+    for name, rs in per.items():
+        values = {"usable": [r["verdict"] == "usable" for r in rs],
+                  "usable_or_one_fix": [r["verdict"] != "unusable" for r in rs],
+                  **{c: [r[c] for r in rs] for c in RUBRIC}}
+        methods[name] = {"n": len(rs)}
+        for c, v in values.items():
+            methods[name][c] = float(np.mean(v))
+            methods[name][c + "_ci"] = list(bootstrap_ci(np.asarray(v, float), n_bootstrap, seed))
+    return {"file": path.name, "n_rated": len(rated), "methods": methods}
+
+
+def _rating(path, line, row, key) -> list[dict]:
+    cells = {c: (row.get(c) or "").strip().lower() for c in (*RUBRIC, "verdict")}
+    if not any(cells.values()):
+        return []  # not rated yet
+    where = f"{path}: row {line} ({row.get('card_id')!r})"
+    if row.get("card_id") not in key:
+        raise RatingsError(f"{where}: card_id is not in the review key")
+    out = {"method": key[row["card_id"]]}
+    for c in RUBRIC:
+        if cells[c] not in YES | NO:
+            raise RatingsError(f"{where}, column {c}: {cells[c]!r} is not yes/no")
+        out[c] = cells[c] in YES
+    verdict = cells["verdict"].replace(" ", "_")
+    if verdict not in VERDICTS:
+        raise RatingsError(f"{where}, column verdict: {cells['verdict']!r} is not one of "
+                           f"{', '.join(VERDICTS)}")
+    out["verdict"] = verdict
+    return [out]
+
+
+def ratings_into_report(ratings_file, out_dir) -> int:
+    """`seller evaluate --ratings FILE --out DIR`: the ratings joined into DIR's report."""
+    import json
+    import sys
+
+    from seller.evaluate.report import write_report
+
+    out = Path(out_dir)
+    results_file = out / "results.json"
+    if not results_file.is_file():
+        print(f"seller evaluate: {results_file}: no report to add ratings to", file=sys.stderr)
+        return 2
+    try:
+        ratings = read_ratings(ratings_file, out / "review_key.csv")
+    except RatingsError as e:
+        print(f"seller evaluate: {e}", file=sys.stderr)
+        return 2
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    results["ratings"] = ratings
+    for p in write_report(results, out):
+        print(p)
+    return 0

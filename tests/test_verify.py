@@ -1,0 +1,185 @@
+"""The claim verifier: the issue's four bad cards fail on their named fault, every true
+sample reference passes, a reference with one fact changed fails on that fact, and odd input
+(no attributes, no history, no claims, accented names) never raises."""
+import random
+
+import pandas as pd
+import pytest
+
+from seller.data.dataset import load_sample
+from seller.verify import CLAIM_TYPES, ClaimVerifier, summarise
+
+SHOWN = pd.Timestamp("2026-12-01", tz="UTC")  # the day the issue's cards were read
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_sample()
+
+
+@pytest.fixture(scope="module")
+def verifier(sample):
+    return ClaimVerifier.from_dataset(sample)
+
+
+def failed(result, kind=None):
+    return [c.text for c in result.failed if kind is None or c.type == kind]
+
+
+def test_issue_card_overcoat_fails_on_the_invented_purchase(sample, verifier):
+    # C001 viewed the passport holder on 12 May 2026 and tried it on the 13th; never bought it
+    text = ("This 13 May 2026, tried on Valmonde Passport Holder in Silver Metallic Calfskin "
+            "(Aubrelle, rose gold hardware) and has since been ordered again.")
+    r = verifier.verify(text, "I0218", sample.client_history("C001", before=SHOWN), SHOWN)
+    assert failed(r) == ["ordered"]
+    assert {c.type for c in r.claims if c.verdict == "pass"} >= {"verb", "date", "name", "attribute"}
+
+
+def test_issue_card_ankle_boots_fails_on_the_invented_maker(sample, verifier):
+    text = ("This pair of ankle boots, made by the Aulë Le Tigre, are a variant of the iconic "
+            "Ankle Boots, which were created in 14 June 2026.")
+    r = verifier.verify(text, "I0162", sample.client_history("C001", before=SHOWN), SHOWN)
+    assert failed(r, "name") == ["Aulë Le Tigre"]
+    assert failed(r, "date") == ["14 June 2026"]  # not the boots' launch, no event of theirs
+    assert not failed(r, "kind")  # they are ankle boots, and they come in pairs
+
+
+def test_issue_card_blouse_fails_on_kind_pair_word_and_name(sample, verifier):
+    text = ("This pair of aubret-style shoes, made by the Gemma Blossom, looks like it will suit "
+            "the client's needs.")
+    r = verifier.verify(text, "I0198", sample.client_history("C001", before=SHOWN), SHOWN)
+    assert set(failed(r, "kind")) == {"shoes", "pair of"}
+    assert failed(r, "word") == ["aubret"]
+    assert failed(r, "name") == ["Gemma Blossom"]
+
+
+def test_issue_card_twilly_fails_on_the_gloves(sample, verifier):
+    text = "This winter, this pair of gloves makes the most for the upcoming summer."
+    r = verifier.verify(text, "I0113", sample.client_history("C001", before=SHOWN), SHOWN)
+    assert set(failed(r, "kind")) == {"gloves", "pair of"}
+    assert not failed(r, "time")  # winter is under way on 1 December, summer still ahead
+
+
+def test_a_season_already_past_fails_and_the_coming_one_passes(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)
+    summer = verifier.verify("This summer, this twilly is the piece to wear.", "I0113", history, SHOWN)
+    assert failed(summer, "time") == ["This summer"]
+    july = pd.Timestamp("2026-07-01", tz="UTC")
+    assert verifier.verify("This summer, this twilly is the piece to wear.", "I0113",
+                           sample.client_history("C001", before=july), july).passed
+    assert verifier.verify("This spring, this twilly is the piece to wear.", "I0113", history,
+                           SHOWN).passed
+
+
+def test_every_true_sample_reference_passes(sample, verifier):
+    refs = pd.read_csv("sample_data/explanations.csv")
+    refs["target_timestamp"] = pd.to_datetime(refs["target_timestamp"], utc=True)
+    results = [verifier.verify(r.text, r.item_id,
+                               sample.client_history(r.client_id, before=r.target_timestamp),
+                               r.target_timestamp) for r in refs.itertuples()]
+    bad = [(r.text, [(c.type, c.text, c.reason) for c in r.failed]) for r in results if not r.passed]
+    assert bad == []
+    summary = summarise(results)
+    assert summary["associate_ready_rate"] == 1.0 and summary["claims_per_explanation"] > 3
+    assert set(summary["failing_rate"]) == set(CLAIM_TYPES)
+
+
+def _shift_day(cited_day: str) -> tuple[str, pd.Timestamp]:
+    day, month, year = cited_day.split()
+    moved = f"{int(day) % 28 + 1} {month} {year}"
+    return moved, pd.Timestamp(moved)
+
+
+def test_one_changed_fact_fails_on_that_fact(sample, verifier):
+    """Mutations of true references: the cited event's day moved, its verb changed."""
+    refs = pd.read_csv("sample_data/explanations.csv")
+    refs["target_timestamp"] = pd.to_datetime(refs["target_timestamp"], utc=True)
+    rng = random.Random(0)
+    rows = [refs.iloc[i] for i in rng.sample(range(len(refs)), 60)]
+    caught = {"date": 0, "verb": 0}
+    tried = {"date": 0, "verb": 0}
+    for r in rows:
+        history = sample.client_history(r.client_id, before=r.target_timestamp)
+        claims = verifier.verify(r.text, r.item_id, history, r.target_timestamp).claims
+        date_claim = next((c for c in claims if c.type == "date" and c.item_id), None)
+        if date_claim is not None:
+            days = {t.date() for t in history[history["item_id"] == date_claim.item_id]["timestamp"]}
+            moved, when = _shift_day(date_claim.text)
+            if when.date() not in days and when < r.target_timestamp.tz_localize(None):
+                tried["date"] += 1
+                text = r.text[:date_claim.start] + moved + r.text[date_claim.end:]
+                got = verifier.verify(text, r.item_id, history, r.target_timestamp)
+                caught["date"] += moved in failed(got, "date")
+        verb = next((c for c in claims if c.type == "verb" and c.verdict == "pass"), None)
+        if verb is not None and verb.text.lower() not in ("returned",):
+            had = set(history[history["item_id"] == verb.item_id]["event_type"])
+            if "return" not in had:
+                tried["verb"] += 1
+                changed = r.text[:verb.start] + "returned" + r.text[verb.end:]
+                got = verifier.verify(changed, r.item_id, history, r.target_timestamp)
+                caught["verb"] += "returned" in failed(got, "verb")
+    assert tried["date"] > 30 and tried["verb"] > 30
+    assert caught == tried
+
+
+def test_another_pieces_colour_given_to_the_candidate_fails(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)  # the passport holder is Silver Metallic
+    r = verifier.verify("This overcoat in Silver Metallic echoes the Valmonde Passport Holder in "
+                        "Silver Metallic Calfskin the client tried on on 13 May 2026.",
+                        "I0218", history, SHOWN)
+    assert failed(r, "attribute") == ["Silver Metallic"]
+    assert verifier.verify("This overcoat in Acid Yellow linen is from Noctelle.", "I0218",
+                           history, SHOWN).passed
+
+
+def test_a_misspelt_name_fails_with_a_suggestion(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)
+    r = verifier.verify("This overcoat follows the Valmonde Pasport Holder the client viewed.",
+                        "I0218", history, SHOWN)
+    assert r.failed and "did you mean" in r.failed[0].reason
+
+
+def test_odd_input_never_raises_and_says_what_it_could_not_check():
+    items = pd.DataFrame({"item_id": ["X1", "X2"], "name": ["Galatée", "Lisière Tote in Noir"],
+                          "category": [None, "handbags"], "subcategory": [None, "tote"]})
+    v = ClaimVerifier(items)
+    bare = v.verify("This scarf by Galatée suits the season.", "X1", None, SHOWN)
+    assert [c.verdict for c in bare.claims if c.type == "kind"] == ["unchecked"]
+    assert "no category" in next(c.reason for c in bare.claims if c.type == "kind")
+    one = pd.DataFrame({"item_id": ["X2"], "event_type": ["view"],
+                        "timestamp": [pd.Timestamp("2026-11-02", tz="UTC")]})
+    r = v.verify("After the Lisière Tote in Noir viewed on 2 November 2026, this piece follows.",
+                 "X1", one, SHOWN)
+    assert r.passed and {"name", "verb", "date"} <= {c.type for c in r.claims}
+    assert v.verify("", "X1", None, SHOWN).claims == ()
+    assert v.verify("Lovely.", "X1", one, SHOWN).passed
+    unknown = v.verify("This tote is lovely.", "NOPE", one, SHOWN)
+    assert "not in the catalogue" in unknown.unchecked[0].reason
+    future = v.verify("The Lisière Tote in Noir viewed on 3 December 2026.", "X1", one, SHOWN)
+    assert "after today" in future.failed[0].reason
+
+
+def test_a_pieces_name_given_as_a_maker_fails(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)
+    r = verifier.verify("This overcoat was crafted by the renowned jeweller, Valmonde Passport Holder.",
+                        "I0218", history, SHOWN)
+    assert failed(r, "name") == ["Valmonde Passport Holder"]
+
+
+def test_a_date_right_before_a_name_is_that_pieces(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)  # the passport holder: tried on 13 May 2026
+    ok = verifier.verify("This overcoat follows the 13 May 2026 Valmonde Passport Holder.",
+                         "I0218", history, SHOWN)
+    assert ok.passed and any(c.type == "date" and c.item_id == "I0086" for c in ok.claims)
+    january = pd.Timestamp("2026-01-10", tz="UTC")
+    far = verifier.verify("With the upcoming autumn, this overcoat is ready.", "I0218",
+                          sample.client_history("C001", before=january), january)
+    assert failed(far, "time") == ["the upcoming autumn"]
+
+
+def test_this_followed_by_another_pieces_name_fails(sample, verifier):
+    history = sample.client_history("C001", before=SHOWN)
+    r = verifier.verify("This 2025 Valmonde Passport Holder looks like a traditional coat.",
+                        "I0218", history, SHOWN)
+    assert failed(r, "kind") == ["Valmonde Passport Holder"]
+    assert verifier.verify("This Marcelle Overcoat comes from Noctelle.", "I0218", history, SHOWN).passed
