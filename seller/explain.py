@@ -96,7 +96,8 @@ class Explainer:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
-                        n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8) -> "Explainer":
+                        n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8,
+                        n_ctx: int = 2048) -> "Explainer":
         """Load dataset (the one the model was trained on, unless given), recommender, adapter
         and the GGUF; an adapter trained for another LLM width fails here, naming both."""
         from seller.adapter.data import load_dataset
@@ -111,7 +112,7 @@ class Explainer:
         cfg = config_from_dict(json.loads((directory / "config.json").read_text()), str(directory / "config.json"))
         dataset = dataset if dataset is not None else load_dataset(cfg.data)
         rec = Recommender.from_pretrained(directory / "recommender", dataset)
-        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=2048, n_threads=n_threads,
+        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=n_ctx, n_threads=n_threads,
                             n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=_lora_file(directory))
         adapter = from_pretrained(directory / "adapter", n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
         from seller.train import recommender_digest
