@@ -85,6 +85,12 @@ def _summary(values: list[float]) -> dict:
             "max": values[-1]}
 
 
+def _latencies(rows: list[dict]) -> dict:
+    """Median / p90 / max of the first words and of all cards over one pass's clients."""
+    return {"first_words_s": _summary([r["first_words_s"] for r in rows if r["first_words_s"] is not None]),
+            "all_s": _summary([r["all_s"] for r in rows])}
+
+
 def markdown(result: dict) -> str:
     """The results table of one run (both passes), headed by the model it timed."""
     label = {"served": f"as served ({result['draft_tokens']} prompt-lookup guesses per sequence and step)",
@@ -121,10 +127,7 @@ def run(args) -> int:
             passes[name] = [_time_client(explainer, c, args.k, args.style) for c in clients[1:]]
     finally:
         explainer.close()
-    summary = {name: {"first_words_s": _summary([r["first_words_s"] for r in rows
-                                                 if r["first_words_s"] is not None]),
-                      "all_s": _summary([r["all_s"] for r in rows])}
-               for name, rows in passes.items()}
+    summary = {name: _latencies(rows) for name, rows in passes.items()}
     first, total = summary["served"]["first_words_s"], summary["served"]["all_s"]
     result = {
         "benchmark": "app_latency", "model_dir": shown_path(model_dir),
@@ -233,9 +236,7 @@ def run_concurrent(args) -> int:
                    for row in _at_once(explainer, clients[r: r + n], args.k, args.style)]
     finally:
         explainer.close()
-    summary = {name: {"first_words_s": _summary([r["first_words_s"] for r in rows if r["first_words_s"] is not None]),
-                      "all_s": _summary([r["all_s"] for r in rows])}
-               for name, rows in (("single", single), ("at_once", at_once))}
+    summary = {"single": _latencies(single), "at_once": _latencies(at_once)}
     ratio = summary["at_once"]["all_s"]["p90"] / summary["single"]["all_s"]["p90"]
     solo = {r["client_id"]: r.pop("texts") for r in single}
     equal = sum(r.pop("texts") == solo[r["client_id"]] for r in at_once)  # texts stay out of the file

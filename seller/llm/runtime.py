@@ -22,7 +22,7 @@ sequence's own prompt or output; explanations copy item names and dates from the
 The logits at each guess check it: tokens are accepted while the greedy choice equals the
 guess, the rest are dropped from the KV cache. Every token is still the greedy choice at its
 position, so the output is the one plain decoding gives; a sequence advances by up to
-1 + draft_tokens tokens per batch.
+1 + draft_tokens tokens per batch (fewer guesses when many sequences are live: GUESS_ROWS).
 
 With `SamplingParams.numbers_from_prompt` each sample first passes through a `NumberGuard`
 (seller.llm.sampling): digits that would write a number the sequence's prompt does not hold get
@@ -58,6 +58,12 @@ from seller.llm.tokenizer import Detokenizer, Tokenizer
 from seller.llm.weights import serving_gguf
 
 log = logging.getLogger(__name__)
+
+
+# Most rows a decode call fills with guesses. Guesses ride along for free while a call is bound
+# by reading the weights (a few sequences); with many sequences live (several requests) the call
+# is bound by compute on CPU, and each guess costs about what a kept token saves.
+GUESS_ROWS = 64
 
 
 class BusyError(RuntimeError):
@@ -534,14 +540,16 @@ class SoftPromptLLM(Closeable):
 
     def _decode_step(self, groups: list["_Group"]) -> None:
         """One decode call: per live sequence its sampled token, then guesses at what follows
-        (prompt lookup); guesses are kept while the greedy choice agrees."""
+        (prompt lookup, fewer per sequence when many are live: GUESS_ROWS); guesses are kept
+        while the greedy choice agrees."""
         batch, fed = self._tokens, {}
         batch.clear()
+        guesses = max(0, GUESS_ROWS // sum(len(g.nxt) for g in groups) - 1)
         for g in groups:
             for s, tok in g.nxt.items():
                 g.seen[s].append(tok)
                 fed[g, s] = [(t, batch.add_token(t, g.pos[s] + j, g.slots[s], logits=True))
-                             for j, t in enumerate([tok] + draft(g.seen[s], g.drafts))]
+                             for j, t in enumerate([tok] + draft(g.seen[s], min(g.drafts, guesses)))]
         self._ctx.decode(batch)
         for g in groups:
             g.steps += 1
