@@ -183,9 +183,8 @@ def _stream_once(model, client_id: str, item_ids: list[str], style: str,
     start = time.perf_counter()
     texts = dict.fromkeys(item_ids, "")
     stream = model.explain_many(client_id, list(item_ids), style, stream=True)
-    chunks = iter(stream)
     try:
-        for i, chunk in chunks:
+        for i, chunk in stream:
             item_id = item_ids[i]
             if not texts[item_id].strip() and chunk.strip():
                 with cache.lock:
@@ -194,7 +193,7 @@ def _stream_once(model, client_id: str, item_ids: list[str], style: str,
             texts[item_id] += chunk
             show(item_id, texts[item_id])
     finally:
-        chunks.close()  # a session that stopped reading (a rerun, a closed tab) drops its request
+        stream.close()  # a session that stopped reading (a rerun, a closed tab) drops its request
     results = dict(zip(item_ids, stream.explanations))
     with cache.lock:
         for item_id, exp in results.items():

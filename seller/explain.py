@@ -83,6 +83,10 @@ class ExplanationsStream:
             yield i, chunk
         self.explanations = self._finish(texts)
 
+    def close(self) -> None:
+        """Stop early: the explanations not yet written are dropped and their sequences freed."""
+        self._chunks.close()
+
 
 class Explainer:
     def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,

@@ -139,6 +139,20 @@ def test_streamed_batch_matches_batch_and_starts_with_the_first_card(explainer):
     assert [e.gate_weights for e in stream.explanations] == [e.gate_weights for e in whole]
 
 
+def test_a_stream_closed_early_frees_its_sequences(explainer):
+    """A session that stops reading (a rerun) closes its stream: the worker drops the request."""
+    cid = held_out_clients(2)[1]
+    items = [r.item_id for r in explainer.recommend(cid, k=3)]
+    stream = explainer.explain_many(cid, items, "feature", stream=True)
+    next(iter(stream))
+    stream.close()
+    assert stream.explanations is None
+    again = explainer.explain_many(cid, items, "feature")  # decoded after the drop
+    assert all(e.text for e in again)
+    llm = explainer.llm
+    assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live
+
+
 def test_a_sentence_cut_by_the_token_limit_is_dropped():
     assert whole_sentences("A fine bag. It matches the coat you") == "A fine bag."
     assert whole_sentences(" It matches! ") == "It matches!"

@@ -443,6 +443,7 @@ class SoftPromptLLM(Closeable):
                 req = self._waiting[0]
                 if req.cancelled:
                     self._waiting.popleft()
+                    req._out.put(_END)  # for a consumer that cancelled and still reads
                     continue
             try:
                 g = req._group or _Group.plan(self, req)
@@ -586,7 +587,7 @@ class SoftPromptLLM(Closeable):
             return
         if not g.req.cancelled:
             g.req.stats = self.last_run = g.stats()
-            g.req._out.put(_END)
+        g.req._out.put(_END)
 
 
 _END = object()  # end of a request's pieces
