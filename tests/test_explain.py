@@ -153,6 +153,23 @@ def test_a_stream_closed_early_frees_its_sequences(explainer):
     assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live
 
 
+def test_app_cards_say_busy_while_the_worker_queue_is_full(explainer, monkeypatch):
+    pytest.importorskip("streamlit")
+    from app import services
+    from seller.llm.runtime import BusyError
+    cid = held_out_clients(1)[0]
+    items = [r.item_id for r in explainer.recommend(cid, k=2)]
+    monkeypatch.setattr(services, "BUSY_RETRY_S", 1.5)
+    monkeypatch.setattr(explainer.llm, "max_waiting", 0)  # every request finds the queue full
+    shown = []
+    with pytest.raises(BusyError, match="retry shortly"):
+        services.stream_explanations(explainer, cid, items, "feature", lambda i, t: shown.append((i, t)))
+    assert shown and {t for _, t in shown} == {services.BUSY_TEXT} and {i for i, _ in shown} == set(items)
+    monkeypatch.setattr(explainer.llm, "max_waiting", 16)
+    got = services.stream_explanations(explainer, cid, items, "feature", lambda i, t: None)
+    assert [got[i].text for i in items] == [e.text for e in explainer.explain_many(cid, items, "feature")]
+
+
 def test_a_sentence_cut_by_the_token_limit_is_dropped():
     assert whole_sentences("A fine bag. It matches the coat you") == "A fine bag."
     assert whole_sentences(" It matches! ") == "It matches!"
