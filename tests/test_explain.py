@@ -176,3 +176,21 @@ def test_a_sentence_cut_by_the_token_limit_is_dropped():
     assert whole_sentences('She said "yes." And then') == 'She said "yes."'
     assert whole_sentences("Priced 3.5 times less. More") == "Priced 3.5 times less."
     assert whole_sentences("no sentence ends here") == "no sentence ends here"  # nothing to keep
+
+
+def test_bench_app_concurrent_times_both_passes_on_the_same_clients(tmp_path):
+    import argparse
+
+    from seller.bench.app import add_arguments, run
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out = tmp_path / "concurrent.json"
+    assert run(parser.parse_args(["--concurrent", "2", "--clients", "2", "--k", "2", "--out", str(out)])) == 0
+    result = json.loads(out.read_text())
+    single, at_once = result["clients_single"], result["clients_at_once"]
+    assert len(single) == len(at_once) == 2
+    assert {c["client_id"] for c in single} == {c["client_id"] for c in at_once}
+    assert all(c["n_explanations"] == 2 and c["first_words_s"] <= c["all_s"] for c in single + at_once)
+    assert result["p90_ratio"] == result["at_once"]["all_s"]["p90"] / result["single"]["all_s"]["p90"]
+    assert "texts" not in single[0] and "texts" not in at_once[0]  # explanation texts stay out of the file
+    assert "| 2 |" in out.with_suffix(".md").read_text()

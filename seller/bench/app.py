@@ -107,6 +107,10 @@ def markdown(result: dict) -> str:
 
 
 def run(args) -> int:
+    if args.concurrent < 0:
+        print(f"seller bench app: --concurrent must be >= 1 (associates at once), got {args.concurrent}",
+              file=sys.stderr)
+        return 2
     if args.concurrent:
         return run_concurrent(args)
     import torch
@@ -172,9 +176,9 @@ def _load(args):
     cards = max(1, args.concurrent) * args.k
     if args.concurrent < 1:
         cards = max(8, cards)  # the single-associate passes as they always ran
+    data = ds.load_dataset(args.data) if args.data else None
     t0 = time.perf_counter()
-    explainer = Explainer.from_pretrained(model_dir, dataset=ds.load_dataset(args.data) if args.data else None,
-                                          n_threads=args.threads, n_seq_max=cards,
+    explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads, n_seq_max=cards,
                                           n_ctx=max(2048, KV_CELLS_PER_CARD * cards))
     load_s = time.perf_counter() - t0
     return explainer, model_dir, load_s, explainer.dataset.events["client_id"].value_counts().index.tolist()
