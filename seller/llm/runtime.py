@@ -137,10 +137,11 @@ class SoftPromptLLM(Closeable):
 
     n_ctx: KV cells shared by all parallel sequences (unified cache); n_threads: CPU threads
     (default: all cores); n_gpu_layers: 0 = CPU, -1 = all layers on GPU (CUDA build needed);
-    n_seq_max: most sequences `generate_many` runs at once; n_batch: positions per decode call;
+    n_seq_max: most sequences decoding at once, all requests together (a request of more ->
+    ValueError; others wait for free ones); n_batch: positions per decode call;
     max_waiting: requests that may wait for free sequences before `submit` raises
-    `BusyError`; weights: "f16" serves the GGUF's weights widened to f16 (faster on CPU, closer to training;
-    see seller.llm.weights), "as-is" serves the file's own quantization; lora: a GGUF LoRA
+    `BusyError`; weights: "f16" serves the GGUF's weights widened to f16 (faster on CPU,
+    closer to training; see seller.llm.weights), "as-is" serves the file's own quantization; lora: a GGUF LoRA
     adapter applied on top (one trained with the adapter, see seller.llm.lora); draft_tokens:
     prompt-lookup guesses checked per sequence and batch under greedy sampling (0 = off).
     `path` is the GGUF given (or resolved); `served_path` the file llama.cpp loaded.
