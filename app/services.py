@@ -20,6 +20,11 @@ from seller.feedback.store import FeedbackStore, FeedbackStoreError, resolve_url
 from seller.paths import MODELS
 
 NOT_INSTALLED = "Explanation model not installed"
+# cards of all sessions decoded together (8 associates x 5 cards); more wait in the worker's queue
+CARDS_AT_ONCE = 40
+KV_CELLS_PER_CARD = 256  # a card's tail, its text and guesses, and its part of the shared prefix
+BUSY_TEXT = "*All explanation slots are busy: retrying…*"
+BUSY_RETRY_S = 60.0  # how long cards say so before they report the failure
 
 
 @dataclass
@@ -59,7 +64,8 @@ def _explainer(directory: str, data_dir: str | None) -> Loaded:
         return Loaded(Explainer.from_pretrained(
             directory, dataset=_dataset(data_dir), n_threads=int(os.environ.get("SELLER_THREADS", "2")),
             n_gpu_layers=int(os.environ.get("SELLER_GPU_LAYERS", "0")),
-            weights=os.environ.get("SELLER_LLM_WEIGHTS", "f16")))
+            weights=os.environ.get("SELLER_LLM_WEIGHTS", "f16"),
+            n_seq_max=CARDS_AT_ONCE, n_ctx=KV_CELLS_PER_CARD * CARDS_AT_ONCE))
     except FileNotFoundError as e:  # a folder without a trained model
         return Loaded(None, f"{NOT_INSTALLED}: {e}")
     except Exception as e:  # a broken model folder is a notice on the page, not a crash
@@ -95,7 +101,8 @@ def recommender() -> Loaded:
 
 @st.cache_resource(show_spinner=False)
 def model_lock() -> threading.RLock:
-    """One llama.cpp context serves every session: sessions run in threads, so they take turns."""
+    """Taken only by the Model page's "Measure now". Explanations no longer take turns: the
+    explainer's llama.cpp worker decodes every session's cards in the same batches."""
     return threading.RLock()
 
 
@@ -150,13 +157,30 @@ def cached_explanation(model, client_id: str, item_id: str, style: str):
 
 def stream_explanations(model, client_id: str, item_ids: list[str], style: str,
                         show: Callable[[str, str], None]) -> dict:
-    """Explain several items at once (parallel sequences sharing the client's prefix), calling
-    show(item_id, text so far) as words arrive on every card, and cache the results."""
+    """Explain several items at once (parallel sequences sharing the client's prefix, decoded in
+    the same batches as other sessions' cards), calling show(item_id, text so far) as words
+    arrive on every card, and cache the results. While the worker's queue is full the cards say
+    so and the request is retried; after BUSY_RETRY_S the BusyError reaches the caller."""
+    from seller.llm.runtime import BusyError
+    deadline = time.perf_counter() + BUSY_RETRY_S
+    while True:
+        try:
+            return _stream_once(model, client_id, item_ids, style, show)
+        except BusyError:
+            if time.perf_counter() > deadline:
+                raise
+            for item_id in item_ids:
+                show(item_id, BUSY_TEXT)
+            time.sleep(1.0)
+
+
+def _stream_once(model, client_id: str, item_ids: list[str], style: str,
+                 show: Callable[[str, str], None]) -> dict:
     cache = explanation_cache()
     start = time.perf_counter()
     texts = dict.fromkeys(item_ids, "")
-    with model_lock():
-        stream = model.explain_many(client_id, list(item_ids), style, stream=True)
+    stream = model.explain_many(client_id, list(item_ids), style, stream=True)
+    try:
         for i, chunk in stream:
             item_id = item_ids[i]
             if not texts[item_id].strip() and chunk.strip():
@@ -165,6 +189,8 @@ def stream_explanations(model, client_id: str, item_ids: list[str], style: str,
                                                    time.perf_counter() - start)
             texts[item_id] += chunk
             show(item_id, texts[item_id])
+    finally:
+        stream.close()  # a session that stopped reading (a rerun, a closed tab) drops its request
     results = dict(zip(item_ids, stream.explanations))
     with cache.lock:
         for item_id, exp in results.items():

@@ -83,6 +83,10 @@ class ExplanationsStream:
             yield i, chunk
         self.explanations = self._finish(texts)
 
+    def close(self) -> None:
+        """Stop early: the explanations not yet written are dropped and their sequences freed."""
+        self._chunks.close()
+
 
 class Explainer:
     def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,
@@ -97,7 +101,7 @@ class Explainer:
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
                         n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8,
-                        weights: str = "f16") -> "Explainer":
+                        n_ctx: int = 2048, weights: str = "f16") -> "Explainer":
         """Load dataset (the one the model was trained on, unless given), recommender, adapter
         and the GGUF (weights: "f16" serving copy or "as-is", see seller.llm.weights); an
         adapter trained for another LLM width fails here, naming both."""
@@ -113,10 +117,9 @@ class Explainer:
         cfg = config_from_dict(json.loads((directory / "config.json").read_text()), str(directory / "config.json"))
         dataset = dataset if dataset is not None else load_dataset(cfg.data)
         rec = Recommender.from_pretrained(directory / "recommender", dataset)
-        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=2048, n_threads=n_threads,
+        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=n_ctx, n_threads=n_threads,
                             n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=_lora_file(directory),
-                            weights=weights,
-                            extra_buffers=cfg.llm.extra_buffers)
+                            weights=weights, extra_buffers=cfg.llm.extra_buffers)
         adapter = from_pretrained(directory / "adapter", n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
         from seller.train import recommender_digest
         want, have = adapter.meta.get("recommender_sha256"), recommender_digest(directory / "recommender")

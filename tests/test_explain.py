@@ -139,9 +139,58 @@ def test_streamed_batch_matches_batch_and_starts_with_the_first_card(explainer):
     assert [e.gate_weights for e in stream.explanations] == [e.gate_weights for e in whole]
 
 
+def test_a_stream_closed_early_frees_its_sequences(explainer):
+    """A session that stops reading (a rerun) closes its stream: the worker drops the request."""
+    cid = held_out_clients(2)[1]
+    items = [r.item_id for r in explainer.recommend(cid, k=3)]
+    stream = explainer.explain_many(cid, items, "feature", stream=True)
+    next(iter(stream))
+    stream.close()
+    assert stream.explanations is None
+    again = explainer.explain_many(cid, items, "feature")  # decoded after the drop
+    assert all(e.text for e in again)
+    llm = explainer.llm
+    assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live
+
+
+def test_app_cards_say_busy_while_the_worker_queue_is_full(explainer, monkeypatch):
+    pytest.importorskip("streamlit")
+    from app import services
+    from seller.llm.runtime import BusyError
+    cid = held_out_clients(1)[0]
+    items = [r.item_id for r in explainer.recommend(cid, k=2)]
+    monkeypatch.setattr(services, "BUSY_RETRY_S", 1.5)
+    monkeypatch.setattr(explainer.llm, "max_waiting", 0)  # every request finds the queue full
+    shown = []
+    with pytest.raises(BusyError, match="retry shortly"):
+        services.stream_explanations(explainer, cid, items, "feature", lambda i, t: shown.append((i, t)))
+    assert shown and {t for _, t in shown} == {services.BUSY_TEXT} and {i for i, _ in shown} == set(items)
+    monkeypatch.setattr(explainer.llm, "max_waiting", 16)
+    got = services.stream_explanations(explainer, cid, items, "feature", lambda i, t: None)
+    assert [got[i].text for i in items] == [e.text for e in explainer.explain_many(cid, items, "feature")]
+
+
 def test_a_sentence_cut_by_the_token_limit_is_dropped():
     assert whole_sentences("A fine bag. It matches the coat you") == "A fine bag."
     assert whole_sentences(" It matches! ") == "It matches!"
     assert whole_sentences('She said "yes." And then') == 'She said "yes."'
     assert whole_sentences("Priced 3.5 times less. More") == "Priced 3.5 times less."
     assert whole_sentences("no sentence ends here") == "no sentence ends here"  # nothing to keep
+
+
+def test_bench_app_concurrent_times_both_passes_on_the_same_clients(tmp_path):
+    import argparse
+
+    from seller.bench.app import add_arguments, run
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out = tmp_path / "concurrent.json"
+    assert run(parser.parse_args(["--concurrent", "2", "--clients", "2", "--k", "2", "--out", str(out)])) == 0
+    result = json.loads(out.read_text())
+    single, at_once = result["clients_single"], result["clients_at_once"]
+    assert len(single) == len(at_once) == 2
+    assert {c["client_id"] for c in single} == {c["client_id"] for c in at_once}
+    assert all(c["n_explanations"] == 2 and c["first_words_s"] <= c["all_s"] for c in single + at_once)
+    assert result["p90_ratio"] == result["at_once"]["all_s"]["p90"] / result["single"]["all_s"]["p90"]
+    assert "texts" not in single[0] and "texts" not in at_once[0]  # explanation texts stay out of the file
+    assert "| 2 |" in out.with_suffix(".md").read_text()

@@ -93,8 +93,7 @@ if rec_model.value is None:
     st.warning(f":material/info: {rec_model.notice}")
     recs = []
 else:
-    with services.model_lock():
-        recs = scope.guard(rec_model.value).recommend(client_id, k=K)
+    recs = scope.guard(rec_model.value).recommend(client_id, k=K)
 if explainer.value is None:
     st.info(f":material/info: {explainer.notice}")
 

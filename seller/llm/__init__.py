@@ -47,7 +47,7 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
     from seller.llm.runtime import SoftPromptLLM              # serving (llama.cpp)
     with SoftPromptLLM(gguf_path=None, n_ctx=2048, n_threads=None, n_gpu_layers=0,
                        n_seq_max=8, n_batch=512, weights="f16", lora=None,
-                       draft_tokens=3) as llm:
+                       draft_tokens=3, max_waiting=16) as llm:
         weights: "f16" serves the GGUF's weights widened once to f16 (seller.llm.weights:
         ~2.5x faster prefill on CPU, logits within ~0.03 of training's), "as-is" the file.
         lora: a GGUF LoRA adapter (seller.llm.lora) applied on top of the weights.
@@ -60,12 +60,18 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
             and shared in the KV cache. More than n_seq_max layouts -> ValueError.
         llm.stream_many(layouts, soft_prompts, *, same keywords) -> Iterator[(index, piece)]
             the same, streamed; layout 0's first words come before the others' prefill.
+        llm.submit(layouts, soft_prompts, *, same keywords) -> DecodeRequest
+            thread-safe: one worker thread owns the context and decodes every caller's requests
+            in the same batches (continuous batching, n_seq_max sequences at once in all);
+            iterate the request for (index, piece); req.cancel() (or leaving a stream early)
+            frees its sequences; BusyError when max_waiting requests already wait.
         llm.last_logits(layout, soft_prompts) -> np.ndarray [V]  (parity checks; keeps a target)
         draft_tokens: under greedy sampling, up to this many prompt-lookup guesses per
             sequence ride along each decode call and are kept while greedy agrees (the same text,
             fewer decode calls; 0 = off).
         llm.last_run: RunStats(n_prompt, n_shared, n_reused, n_generated, first_token_s,
-            total_s, n_steps, n_own) of the last completed call (latency figures for the app).
+            total_s, n_steps, n_own) of the last completed call (latency figures for the app);
+            a request's own: req.stats.
         soft prompts: float32 array/tensor; width != n_embd or NaN/inf -> ValueError before
         decoding; prompt + max_tokens > n_ctx -> oldest history dropped with a warning.
 """
