@@ -99,13 +99,6 @@ def recommender() -> Loaded:
     return _recommender(str(model_dir()), os.environ.get("SELLER_DATA") or None)
 
 
-@st.cache_resource(show_spinner=False)
-def model_lock() -> threading.RLock:
-    """Taken only by the Model page's "Measure now". Explanations no longer take turns: the
-    explainer's llama.cpp worker decodes every session's cards in the same batches."""
-    return threading.RLock()
-
-
 def model_version(model) -> str:
     return str(getattr(model, "model_version", None) or "unversioned")
 
