@@ -33,13 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/app_latency.json)")
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser("app", help="app latency benchmark")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
-
-
 def _time_client(explainer, client_id: str, k: int, style: str) -> dict:
     """The page's own sequence: recommend, then all k explanations streamed together."""
     start = time.perf_counter()
