@@ -25,6 +25,8 @@ from typing import Callable, Iterator
 from seller.config import STYLES, LLMConfig
 
 
+N_CTX = 2048  # llama.cpp context of the serving model (and of training's sample generations)
+
 _SENTENCE_END = re.compile(r"""[.!?…]["'”’)]*(?=\s|$)""")
 
 
@@ -84,7 +86,8 @@ class ExplanationsStream:
 
 
 class Explainer:
-    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,
+    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str,
+                 max_tokens: int = LLMConfig.max_target_tokens,
                  sampling=None, stop=None, item_aspects: dict[str, list[str]] | None = None):
         from seller.adapter.pipeline import ExplanationPipeline
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
@@ -103,7 +106,7 @@ class Explainer:
         from seller.llm.runtime import SoftPromptLLM
         directory = _resolve(directory)
         cfg = read_config(directory)  # names the GGUF; the bundle reads the rest
-        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=2048, n_threads=n_threads,
+        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=N_CTX, n_threads=n_threads,
                             n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=lora_file(directory))
         try:
             bundle = ModelBundle.from_pretrained(directory, dataset, n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")

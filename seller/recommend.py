@@ -44,7 +44,8 @@ from seller.config import RecommenderConfig
 from seller.data.schema import EVENT_TYPES
 from seller.data.sequences import ClientSequence, build_sequences, leave_one_out
 from seller.encoders.item import ItemEncoderConfig, ItemFeaturizer, ItemSemanticEncoder
-from seller.encoders.sequence import HistoryBatch, SequenceEncoderConfig, build_user_encoder
+from seller.encoders.sequence import HistoryBatch, SequenceEncoderConfig
+from seller.encoders.user import build_user_encoder
 
 PURCHASE = EVENT_TYPES.index("purchase")
 FORMAT_VERSION = 1

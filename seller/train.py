@@ -412,18 +412,20 @@ def _sample_generations(examples, pipe, adapter, cfg: Config, log, lora_model=No
         return []
     if lora_model is None:
         return _generate_samples(examples, n, pipe, adapter, cfg, log, _serving_llm(cfg))
+    from seller.explain import N_CTX
     from seller.llm.lora import write_gguf_lora
     from seller.llm.runtime import SoftPromptLLM
     with tempfile.TemporaryDirectory() as tmp:
         lora = write_gguf_lora(lora_model, Path(tmp) / "lora.gguf")
-        with SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads, lora=lora) as llm:
+        with SoftPromptLLM(cfg.llm.gguf or None, n_ctx=N_CTX, n_threads=cfg.llm.n_threads, lora=lora) as llm:
             return _generate_samples(examples, n, pipe, adapter, cfg, log, llm)
 
 
 def _serving_llm(cfg: Config):
+    from seller.explain import N_CTX
     from seller.llm.runtime import SoftPromptLLM
     if "llm" not in _LLM:  # loaded once per process: every epoch decodes its samples with it
-        _LLM["llm"] = SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads)
+        _LLM["llm"] = SoftPromptLLM(cfg.llm.gguf or None, n_ctx=N_CTX, n_threads=cfg.llm.n_threads)
     return _LLM["llm"]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seller.config import LLMConfig
 from seller.llm.layout import LayoutConfig
 from seller.llm.sampling import SamplingParams
 
@@ -141,7 +142,7 @@ class TextOnlyMethod:
     events: pd.DataFrame
     llm: object  # seller.llm.runtime.SoftPromptLLM
     max_facts: int = 3  # history lines (select_fact_events) in place of soft prompts
-    max_tokens: int = 48  # the training config's llm.max_target_tokens
+    max_tokens: int = LLMConfig.max_target_tokens  # the training config's llm.max_target_tokens
     sampling: SamplingParams = field(default_factory=SamplingParams)  # the config's llm.sampling()
     stop: tuple[str, ...] = ()  # the config's llm.stop
     item_aspects: dict[str, list[str]] = field(default_factory=dict)  # as the trained methods' prompts
