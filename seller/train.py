@@ -377,10 +377,11 @@ def _restore_trainable(state: dict, path: Path, modules: dict) -> None:
 def _checkpoint(path: Path, modules: dict, opt, sched, step: int, epoch: int, done_in_epoch: int) -> None:
     """Every trainable module's weights and the optimizer, so --resume continues this very run."""
     import torch
-    tmp = path.with_suffix(".tmp")
-    torch.save({**{name: _trainable_state(name, m) for name, m in modules.items()}, "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch}, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save never leaves a broken checkpoint
+    from seller.paths import replace_atomically
+    with replace_atomically(path) as tmp:  # a crash mid-save never leaves a broken checkpoint
+        torch.save({**{name: _trainable_state(name, m) for name, m in modules.items()}, "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch},
+                   tmp)
 
 
 def _validate(examples, pipe, adapter, bb, cfg: Config) -> float:
