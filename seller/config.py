@@ -1,8 +1,9 @@
 """Typed configuration for explanation training, read from TOML.
 
-One `Config` holds four sections, each a dataclass with a reason beside every default:
+One `Config` holds five sections, each a dataclass with a reason beside every default:
 `[data]` (which clients, items and reference explanations), `[adapter]` (the soft-prompt
-generator), `[llm]` (the frozen backbone and optional LoRA) and `[train]` (the optimisation).
+generator), `[llm]` (the frozen backbone and optional LoRA), `[train]` (the optimisation) and
+`[recommender]` (the encoders, trained first when `train.recommender` holds none).
 `load_config(path)` rejects unknown keys and wrongly typed values with an error that names the
 file and the dotted key, so a typo never silently falls back to a default.
 
@@ -156,11 +157,49 @@ class TrainConfig:
 
 
 @dataclass
+class RecommenderConfig:
+    """[recommender]: the next-item encoders (seller.recommend), trained first when
+    train.recommender holds none. The defaults suit the public benchmarks; configs/sample.toml
+    sets the shipped sample recommender's own values."""
+    encoder: Literal["transformer", "gru"] = "transformer"  # gru = GRU4Rec-style baseline
+    d_model: int = 64  # SASRec's size on Beauty; item vectors have the same width
+    n_layers: int = 2  # SASRec default
+    n_heads: int = 2  # 32-d heads
+    dropout: float = 0.3  # 0.5 suits Beauty-scale sparsity; less for denser data (the sample ships 0.2)
+    max_len: int = 50  # most recent events the encoder sees
+    use_id: bool = True  # ID embedding for warm items
+    use_text: bool = True  # MiniLM text of name + description
+    use_attributes: bool = True  # maison, category, colour, ... + price band
+    use_event_features: bool = True  # event type, channel, log time gap
+    min_id_count: int = 1  # training events an item needs to get its own ID embedding
+    id_dropout: float = 0.0  # see ItemEncoderConfig.id_dropout
+    epochs: int = 200  # upper bound; early stopping on valid NDCG@10 usually ends sooner
+    batch_size: int = 64  # windows per step: more, smaller steps converge in fewer epochs
+    lr: float = 1e-3  # Adam, as SASRec
+    weight_decay: float = 0.0  # dropout regularises; decay on sparse ID rows hurts rare items
+    patience: int = 5  # epochs without a valid NDCG@10 gain before stopping
+    max_minutes: float = 20.0  # wall-clock budget for training (the Beauty target)
+    valid_clients: int = 5000  # valid targets used for early stopping (a fixed subset: speed)
+    seed: int = 0
+    threads: int = 2  # the machine has 2 cores shared with others
+
+    def __post_init__(self):
+        if self.encoder not in ("transformer", "gru"):
+            raise ConfigError(f"recommender.encoder: must be 'transformer' or 'gru', got {self.encoder!r}")
+        if not (self.use_id or self.use_text or self.use_attributes):
+            raise ConfigError("recommender: use at least one of use_id, use_text, use_attributes")
+        for key in ("epochs", "batch_size", "max_len", "patience"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"recommender.{key}: must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recommender: RecommenderConfig = field(default_factory=RecommenderConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

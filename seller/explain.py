@@ -16,7 +16,6 @@ CLI: `seller explain --client C001 [--item I0035] [--style feature] [--k 5] [--m
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from typing import Callable, Iterator
 
 from seller.config import STYLES, LLMConfig
 
+
+N_CTX = 2048  # llama.cpp context of the serving model (and of training's sample generations)
 
 _SENTENCE_END = re.compile(r"""[.!?…]["'”’)]*(?=\s|$)""")
 
@@ -89,7 +90,8 @@ class ExplanationsStream:
 
 
 class Explainer:
-    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str, max_tokens: int = 72,
+    def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str,
+                 max_tokens: int = LLMConfig.max_target_tokens,
                  sampling=None, stop=None, item_aspects: dict[str, list[str]] | None = None):
         from seller.adapter.pipeline import ExplanationPipeline
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
@@ -101,58 +103,50 @@ class Explainer:
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
                         n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8,
-                        n_ctx: int = 2048, weights: str = "f16") -> "Explainer":
-        """Load dataset (the one the model was trained on, unless given), recommender, adapter
-        and the GGUF (weights: "f16" serving copy or "as-is", see seller.llm.weights); an
-        adapter trained for another LLM width fails here, naming both."""
-        from seller.adapter.data import load_dataset
-        from seller.adapter.io import from_pretrained
-        from seller.config import config_from_dict
+                        n_ctx: int = N_CTX, weights: str = "f16") -> "Explainer":
+        """Load the model folder (seller.bundle: dataset, the one the model was trained on
+        unless given; recommender; adapter) and the GGUF (weights: "f16" serving copy or
+        "as-is", see seller.llm.weights); an adapter trained for another LLM width fails here,
+        naming both."""
+        from seller.bundle import ModelBundle, lora_file, read_config
         from seller.llm.runtime import SoftPromptLLM
-        from seller.recommend import Recommender
         directory = _resolve(directory)
-        if not (directory / "config.json").is_file():
-            raise FileNotFoundError(f"no trained SELLER model in {directory} (config.json missing); "
-                                    f"train one: seller train --config configs/sample.toml")
-        cfg = config_from_dict(json.loads((directory / "config.json").read_text()), str(directory / "config.json"))
-        dataset = dataset if dataset is not None else load_dataset(cfg.data)
-        rec = Recommender.from_pretrained(directory / "recommender", dataset)
+        cfg = read_config(directory)  # names the GGUF; the bundle reads the rest
         llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=n_ctx, n_threads=n_threads,
-                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=_lora_file(directory),
+                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=lora_file(directory),
                             weights=weights, extra_buffers=cfg.llm.extra_buffers)
-        adapter = from_pretrained(directory / "adapter", n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
-        from seller.train import recommender_digest
-        want, have = adapter.meta.get("recommender_sha256"), recommender_digest(directory / "recommender")
-        if want and want != have:
-            raise ValueError(f"{directory / 'adapter'} was trained on recommender {want} but "
-                             f"{directory / 'recommender'} is {have}; retrain the adapter (seller train) after "
-                             f"replacing the recommender")
-        return cls(dataset, rec, adapter, llm, cfg.data, adapter.meta.get("model_version", directory.name),
+        try:
+            bundle = ModelBundle.from_pretrained(directory, dataset, n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
+        except Exception:
+            llm.close()
+            raise
+        return cls(bundle.dataset, bundle.recommender, bundle.adapter, llm, cfg.data, bundle.model_version,
                    max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling(), stop=cfg.llm.stop,
-                   item_aspects=_item_aspects(directory, cfg.data.item_aspects))
+                   item_aspects=bundle.item_aspects)
 
     def recommend(self, client_id: str, k: int = 5, exclude_purchased: bool = True):
         """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
         return self.recommender.recommend(client_id, k=k, exclude_purchased=exclude_purchased)
 
-    def _prepare(self, client_id: str, item_ids: list[str], style: str):
+    def step(self, client_id: str, item_ids: list[str], style: str, before_ts: int | None = None):
+        """The explanation step (seller.adapter.pipeline) for candidates of one client: soft
+        prompts, gate weights, cited events and layouts; `before_ts` (unix s) hides the history
+        from then on (held-out evaluation), None = the whole history."""
         import torch
+        from seller.adapter.pipeline import StepRequest
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
         for item_id in item_ids:
             self.dataset.item(item_id)  # UnknownIdError naming the id
-        hist = self.pipe.history(client_id)
         with torch.no_grad():
-            out = self.adapter(self.pipe.encode([client_id] * len(item_ids), [hist] * len(item_ids),
-                                                list(item_ids), [style] * len(item_ids)))
-        jobs = []
-        for b, item_id in enumerate(item_ids):
-            att = None if out.attention is None else out.attention[b]
-            cited = [e for e, _ in self.pipe.cited(att, hist, self.data_cfg.related_facts)]
-            layout = self.pipe.layout(client_id, item_id, style, None, cited)
-            gates = {n: round(float(w), 4) for n, w in zip(self.adapter.expert_names, out.gate_weights[b])}
-            jobs.append((layout, out.soft_prompts[b].float().numpy(), gates, cited))
-        return jobs
+            return self.pipe.step([StepRequest(client_id, item_id, style, before_ts) for item_id in item_ids])
+
+    def _prepare(self, client_id: str, item_ids: list[str], style: str):
+        """(layout, soft prompts, gate weights by expert name, cited event ids) per candidate."""
+        st = self.step(client_id, item_ids, style)
+        return [(st.layouts[b], st.output.soft_prompts[b].float().numpy(),
+                 {n: round(float(w), 4) for n, w in zip(self.adapter.expert_names, st.output.gate_weights[b])},
+                 st.cited[b]) for b in range(len(item_ids))]
 
     def explain(self, client_id: str, item_id: str, style: str = "feature", stream: bool = False):
         """One explanation; with stream=True an `ExplanationStream` yielding text chunks."""
@@ -201,37 +195,6 @@ class Explainer:
 
     def close(self) -> None:
         self.llm.close()
-
-
-def _item_aspects(directory: Path, n: int) -> dict[str, list[str]] | None:
-    """The item descriptions the model was trained with (data.item_aspects), or None."""
-    if not n:
-        return None
-    from seller.train import ITEM_ASPECTS_FILE
-    path = directory / ITEM_ASPECTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} was trained with data.item_aspects = {n} but lacks {ITEM_ASPECTS_FILE}; "
-                                f"retrain it (seller train)")
-    try:
-        aspects = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); retrain the model (seller train)") from e
-    if not isinstance(aspects, dict) or not all(
-            isinstance(v, list) and all(isinstance(w, str) for w in v) for v in aspects.values()):
-        raise ValueError(f"{path}: expected {{item_id: [aspect, ...]}}; retrain the model (seller train)")
-    return aspects
-
-
-def _lora_file(directory: Path) -> Path | None:
-    """The GGUF LoRA a model trained with LoRA ships (None without LoRA)."""
-    from seller.train import LORA_GGUF
-    folder = directory / "lora"
-    if not folder.is_dir():
-        return None
-    if not (folder / LORA_GGUF).is_file():
-        raise FileNotFoundError(f"{folder} holds a LoRA but no {LORA_GGUF} for llama.cpp; retrain "
-                                f"(seller train writes both) or serve a model trained without LoRA")
-    return folder / LORA_GGUF
 
 
 def _resolve(directory) -> Path:

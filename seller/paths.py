@@ -17,6 +17,8 @@ SAMPLE_DATA = REPO_ROOT / "sample_data"
 MODELS = REPO_ROOT / "models"
 
 SHARED_DATA_ENV = "SELLER_SHARED_DATA"
+CACHE_ENV = "SELLER_CACHE"  # derived copies: dequantized backbones, serving weights, MiniLM shards
+LEGACY_CACHE_ENV = "SELLER_CACHE_DIR"  # what the MiniLM cache alone once read; still honoured
 
 
 def shown_path(path: Path) -> str:
@@ -33,6 +35,12 @@ def shared_data_dir() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def cache_dir() -> Path:
+    """Where SELLER keeps what it derives from installed models: env SELLER_CACHE (or the older
+    SELLER_CACHE_DIR), else ~/.cache/seller; read at call time so tests can repoint it."""
+    return Path(os.environ.get(CACHE_ENV) or os.environ.get(LEGACY_CACHE_ENV) or "~/.cache/seller").expanduser()
 
 
 def sha256_file(path: Path) -> str:

@@ -34,54 +34,21 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seller.config import RecommenderConfig
 from seller.data.schema import EVENT_TYPES
 from seller.data.sequences import ClientSequence, build_sequences, leave_one_out
 from seller.encoders.item import ItemEncoderConfig, ItemFeaturizer, ItemSemanticEncoder
-from seller.encoders.sequence import HistoryBatch, SequenceEncoderConfig, build_user_encoder
+from seller.encoders.sequence import HistoryBatch, SequenceEncoderConfig
+from seller.encoders.user import build_user_encoder
 
 PURCHASE = EVENT_TYPES.index("purchase")
 FORMAT_VERSION = 1
-
-
-@dataclass
-class RecommenderConfig:
-    encoder: Literal["transformer", "gru"] = "transformer"  # gru = GRU4Rec-style baseline
-    d_model: int = 64  # SASRec's size on Beauty; item vectors have the same width
-    n_layers: int = 2  # SASRec default
-    n_heads: int = 2  # 32-d heads
-    dropout: float = 0.3  # 0.5 suits Beauty-scale sparsity; 0.3 the denser sample data
-    max_len: int = 50  # most recent events the encoder sees
-    use_id: bool = True  # ID embedding for warm items
-    use_text: bool = True  # MiniLM text of name + description
-    use_attributes: bool = True  # maison, category, colour, ... + price band
-    use_event_features: bool = True  # event type, channel, log time gap
-    min_id_count: int = 1  # training events an item needs to get its own ID embedding
-    id_dropout: float = 0.0  # see ItemEncoderConfig.id_dropout
-    epochs: int = 200  # upper bound; early stopping on valid NDCG@10 usually ends sooner
-    batch_size: int = 64  # windows per step: more, smaller steps converge in fewer epochs
-    lr: float = 1e-3  # Adam, as SASRec
-    weight_decay: float = 0.0  # dropout regularises; decay on sparse ID rows hurts rare items
-    patience: int = 5  # epochs without a valid NDCG@10 gain before stopping
-    max_minutes: float = 20.0  # wall-clock budget for training (the Beauty target)
-    valid_clients: int = 5000  # valid targets used for early stopping (a fixed subset: speed)
-    seed: int = 0
-    threads: int = 2  # the machine has 2 cores shared with others
-
-    def __post_init__(self):
-        if self.encoder not in ("transformer", "gru"):
-            raise ValueError(f"encoder must be 'transformer' or 'gru', got {self.encoder!r}")
-        if not (self.use_id or self.use_text or self.use_attributes):
-            raise ValueError("use at least one of use_id, use_text, use_attributes")
-        for key in ("epochs", "batch_size", "max_len", "patience"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
 
 
 @dataclass
@@ -350,22 +317,10 @@ def rank_metrics(scores: torch.Tensor, targets: torch.Tensor, ks=(5, 10, 20)) ->
     return out
 
 
-def evaluate_targets(model: Recommender, targets, segments: dict[str, int],
-                     exclude_history: bool = False, ks=(5, 10, 20)) -> dict[str, float]:
+def evaluate_targets(model: Recommender, targets, segments: dict[str, int], ks=(5, 10, 20)) -> dict[str, float]:
     scores = model.score_histories([t.history for t in targets],
                                    [segments.get(t.client_id, 0) for t in targets])
-    y = torch.tensor([t.item for t in targets])
-    if exclude_history:
-        mask_history(scores, [t.history for t in targets], y)
-    return rank_metrics(scores, y, ks)
-
-
-def mask_history(scores: torch.Tensor, histories, targets: torch.Tensor) -> None:
-    """Set already-seen items to -inf (RecBole's full-sort convention), sparing the target."""
-    for b, h in enumerate(histories):
-        seen = torch.from_numpy(np.unique(h.items))
-        seen = seen[seen != targets[b]]
-        scores[b, seen] = float("-inf")
+    return rank_metrics(scores, torch.tensor([t.item for t in targets]), ks)
 
 
 def train_recommender(dataset, config: RecommenderConfig | None = None, train=None, valid=None,

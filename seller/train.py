@@ -20,15 +20,12 @@ import argparse
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from seller.config import Config, ConfigError, load_config
 
-LORA_GGUF = "adapter.gguf"  # in <model>/lora/, beside peft's files: what serving loads
-ITEM_ASPECTS_FILE = "item_aspects.json"  # in <model>/: item -> the aspects its prompts named (review data)
 INIT_PHRASE = " client history taste pieces style occasion detail explain"  # soft-prompt init tokens
 
 
@@ -101,7 +98,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     from seller.adapter.data import (build_examples, load_dataset, load_explanations, split_clients,
                                      split_examples)
     from seller.adapter.facts import prompt_aspects
-    from seller.adapter.io import build_adapter, save_pretrained
+    from seller.adapter.io import build_adapter
     from seller.adapter.base import AdapterShape
     from seller.adapter.pipeline import ExplanationPipeline
     from seller.data.sequences import build_sequences
@@ -160,9 +157,10 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
 
     step, epoch0, done_in_epoch, resumed_from = 0, 0, 0, None
     ckpt = out / "checkpoint.pt"
+    trainable = _trainable_modules(adapter, bb.model if lora_params else None, rec if joint else None)
     if resume and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
-        adapter.load_state_dict(state["adapter"])
+        _restore_trainable(state, ckpt, trainable)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step, epoch0, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
@@ -170,33 +168,23 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
         if d.main:
             log(f"resumed from {ckpt} at step {step} (epoch {epoch0 + 1})")
 
-    def _micro(batch, train_mode=True, bf16_override=None):
-        """Loss terms of one micro-batch."""
-        hist = [pipe.history(e.client_id, e.n_history) for e in batch]
-        with torch.set_grad_enabled(joint and train_mode):
-            inp = pipe.encode([e.client_id for e in batch], hist, [e.item_id for e in batch],
-                              [e.style for e in batch])
-        o = model(inp)
-        layouts, cite_terms = [], []
-        for b, e in enumerate(batch):
-            gold = [g for g in e.cited_event_ids if g in set(hist[b].event_ids)]
-            related = gold[: cfg.data.related_facts] if gold else \
-                [x for x, _ in pipe.cited(None if o.attention is None else o.attention[b], hist[b],
-                                          cfg.data.related_facts)]
-            layouts.append(pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, related, target=e.text,
-                                       max_target_tokens=cfg.llm.max_target_tokens))
+    def _micro(batch, bf16: bool):
+        """Loss terms of one micro-batch (`bf16`: under bf16 autocast)."""
+        st = pipe.step([e.request(teacher_forced=True) for e in batch], model=model, encoder_grad=joint,
+                       max_target_tokens=cfg.llm.max_target_tokens)
+        o, cite_terms = st.output, []
+        for b, gold in enumerate(st.gold):
             if gold and o.attention is not None:
-                pos = np.flatnonzero(np.isin(hist[b].event_ids, gold))
+                pos = np.flatnonzero(np.isin(st.histories[b].event_ids, gold))
                 cite_terms.append(-torch.log(o.attention[b, pos].sum() + 1e-6))
-        use_bf16 = bf16 if bf16_override is None else bf16_override
-        with torch.autocast(torch.device(d.device).type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(torch.device(d.device).type, dtype=torch.bfloat16, enabled=bf16):
             from seller.adapter.lm_loss import explanation_loss
-            ce = explanation_loss(bb, layouts, o.soft_prompts).mean()
+            ce = explanation_loss(bb, st.layouts, o.soft_prompts).mean()
         cite = torch.stack(cite_terms).mean() if cite_terms else ce.new_zeros(())
         nxt = ce.new_zeros(())
         if joint:
             rows = torch.tensor([e.item_row for e in batch], device=d.device)
-            nxt = torch.nn.functional.cross_entropy(inp.summary @ rec.item_vectors().to(d.device).T, rows)
+            nxt = torch.nn.functional.cross_entropy(st.inputs.summary @ rec.item_vectors().to(d.device).T, rows)
         loss = ce + tc.balance_weight * o.aux_loss + tc.cite_weight * cite + tc.next_item_weight * nxt
         return loss, {k: float(v.detach()) for k, v in (("ce", ce), ("balance", o.aux_loss), ("cite", cite),
                                                          ("next", nxt))}
@@ -227,7 +215,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
             last_micro = (m + 1) % tc.grad_accum == 0 or m + 1 == micro_per_epoch
             sync = model.no_sync() if (d.world > 1 and not last_micro) else _null()
             with sync:
-                loss, terms = _micro(batch)
+                loss, terms = _micro(batch, bf16)
                 (loss / tc.grad_accum).backward()
             n_seen += len(batch) * d.world
             bar.update(1)
@@ -259,7 +247,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
                 log_f.flush()
                 history["train_ce"].append(terms["ce"])
                 if step % tc.checkpoint_every == 0:
-                    _checkpoint(ckpt, adapter, opt, sched, step, epoch, m + 1)
+                    _checkpoint(ckpt, trainable, opt, sched, step, epoch, m + 1)
             stop = (tc.max_steps and step >= tc.max_steps) or \
                 (tc.max_minutes and (time.time() - t_start) / 60 >= tc.max_minutes)
             stop = _agree(stop, d)
@@ -275,7 +263,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
             log(f"epoch {epoch + 1}: train CE {running:.3f}  val CE {val:.3f}  step {step}")
             log_f.write(json.dumps({"epoch": epoch + 1, "val_ce": val, "samples": gens}) + "\n")
             log_f.flush()
-            _checkpoint(ckpt, adapter, opt, sched, step, epoch + 1, 0)
+            _checkpoint(ckpt, trainable, opt, sched, step, epoch + 1, 0)
         if stop:
             break
     bar.close()
@@ -283,8 +271,7 @@ def train(cfg: Config, resume: bool = False, grad_dump: str | None = None, log=p
     if d.main:
         train_s = time.time() - t_loop
         metrics = _finalize(cfg, out, adapter, pipe, parts, split, history, n_seen, train_s,
-                            time.time() - t_start, bf16, save_pretrained, lora_params, bb,
-                            steps=step, resumed_from=resumed_from)
+                            time.time() - t_start, bf16, lora_params, bb, steps=step, resumed_from=resumed_from)
         log(f"saved {out}/adapter  ({metrics['samples_per_s']:.2f} samples/s, {metrics['total_min']:.1f} min)")
     _finish(d)
     return metrics
@@ -324,7 +311,7 @@ def _recommender(cfg: Config, dataset, out: Path, d: Dist, log):
     if not (path / "config.json").is_file():
         if d.main:
             log(f"no recommender at {path}: training one on {dataset.name} first")
-            train_recommender(dataset, log=log).save_pretrained(path)
+            train_recommender(dataset, cfg.recommender, log=log).save_pretrained(path)
         if d.world > 1:
             import torch.distributed as tdist
             tdist.barrier()
@@ -345,7 +332,7 @@ def _maybe_lora(cfg: Config, bb) -> list:
 def _timed_micro(micro, batch, bf16: bool, opt) -> float:
     import torch
     t = time.time()
-    loss, _ = micro(batch, bf16_override=bf16)
+    loss, _ = micro(batch, bf16)
     loss.backward()
     if torch.cuda.is_initialized():  # CUDA kernels run asynchronously: wait for them
         torch.cuda.synchronize()
@@ -371,12 +358,45 @@ def _choose_precision(mode: str, timed, log, d: Dist) -> bool:
     return _agree(choice, d)
 
 
-def _checkpoint(path: Path, adapter, opt, sched, step: int, epoch: int, done_in_epoch: int) -> None:
+def _trainable_modules(adapter, lora_model=None, recommender=None) -> dict:
+    """What training changes, by checkpoint key: the adapter, the LoRA-wrapped backbone (only
+    its LoRA weights are saved) and the jointly trained encoders."""
+    modules = {"adapter": adapter}
+    if lora_model is not None:
+        modules["lora"] = lora_model
+    if recommender is not None:
+        modules["recommender"] = recommender
+    return modules
+
+
+def _trainable_state(name: str, module) -> dict:
+    if name == "lora":  # the frozen base weights are the GGUF's: saving them would cost 0.5 GB
+        return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+    return module.state_dict()
+
+
+def _restore_trainable(state: dict, path: Path, modules: dict) -> None:
+    missing = [name for name in modules if name not in state]
+    if missing:  # e.g. a checkpoint written before LoRA / encoder weights were saved in it
+        raise ValueError(f"{path} holds no {', '.join(missing)} weights, which this run trains; resuming would "
+                         f"restart them from scratch: train without --resume (or delete {path.name})")
+    for name, module in modules.items():
+        if name == "lora":
+            unexpected = module.load_state_dict(state[name], strict=False).unexpected_keys
+            if unexpected:
+                raise ValueError(f"{path}: LoRA weights {unexpected[:3]} do not match this run's llm.lora settings")
+        else:
+            module.load_state_dict(state[name])
+
+
+def _checkpoint(path: Path, modules: dict, opt, sched, step: int, epoch: int, done_in_epoch: int) -> None:
+    """Every trainable module's weights and the optimizer, so --resume continues this very run."""
     import torch
-    tmp = path.with_suffix(".tmp")
-    torch.save({"adapter": adapter.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch}, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save never leaves a broken checkpoint
+    from seller.paths import replace_atomically
+    with replace_atomically(path) as tmp:  # a crash mid-save never leaves a broken checkpoint
+        torch.save({**{name: _trainable_state(name, m) for name, m in modules.items()}, "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch},
+                   tmp)
 
 
 def _validate(examples, pipe, adapter, bb, cfg: Config) -> float:
@@ -389,18 +409,9 @@ def _validate(examples, pipe, adapter, bb, cfg: Config) -> float:
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(examples), cfg.train.batch_size):
-            batch = examples[i:i + cfg.train.batch_size]
-            hist = [pipe.history(e.client_id, e.n_history) for e in batch]
-            o = adapter(pipe.encode([e.client_id for e in batch], hist, [e.item_id for e in batch],
-                                    [e.style for e in batch]))
-            layouts = []
-            for b, e in enumerate(batch):
-                gold = [g for g in e.cited_event_ids if g in set(hist[b].event_ids)][: cfg.data.related_facts]
-                related = gold or [x for x, _ in pipe.cited(None if o.attention is None else o.attention[b],
-                                                            hist[b], cfg.data.related_facts)]
-                layouts.append(pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, related, target=e.text,
-                                           max_target_tokens=cfg.llm.max_target_tokens))
-            total += float(explanation_loss(bb, layouts, o.soft_prompts).sum())
+            st = pipe.step([e.request(teacher_forced=True) for e in examples[i:i + cfg.train.batch_size]], model=adapter,
+                           max_target_tokens=cfg.llm.max_target_tokens)
+            total += float(explanation_loss(bb, st.layouts, st.output.soft_prompts).sum())
     adapter.train()
     return total / len(examples)
 
@@ -417,19 +428,21 @@ def _sample_generations(examples, pipe, adapter, cfg: Config, log, lora_model=No
         return []
     if lora_model is None:
         return _generate_samples(examples, n, pipe, adapter, cfg, log, _serving_llm(cfg))
+    from seller.explain import N_CTX
     from seller.llm.lora import write_gguf_lora
     from seller.llm.runtime import SoftPromptLLM
     with tempfile.TemporaryDirectory() as tmp:
         lora = write_gguf_lora(lora_model, Path(tmp) / "lora.gguf")
-        with SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads, lora=lora,
+        with SoftPromptLLM(cfg.llm.gguf or None, n_ctx=N_CTX, n_threads=cfg.llm.n_threads, lora=lora,
                            extra_buffers=cfg.llm.extra_buffers) as llm:
             return _generate_samples(examples, n, pipe, adapter, cfg, log, llm)
 
 
 def _serving_llm(cfg: Config):
+    from seller.explain import N_CTX
     from seller.llm.runtime import SoftPromptLLM
     if "llm" not in _LLM:  # loaded once per process: every epoch decodes its samples with it
-        _LLM["llm"] = SoftPromptLLM(cfg.llm.gguf or None, n_ctx=2048, n_threads=cfg.llm.n_threads,
+        _LLM["llm"] = SoftPromptLLM(cfg.llm.gguf or None, n_ctx=N_CTX, n_threads=cfg.llm.n_threads,
                                     extra_buffers=cfg.llm.extra_buffers)
     return _LLM["llm"]
 
@@ -441,14 +454,12 @@ def _generate_samples(examples, n, pipe, adapter, cfg: Config, log, llm) -> list
     outs = []
     with torch.no_grad():
         for e in picks:
-            hist = pipe.history(e.client_id, e.n_history)
-            o = adapter(pipe.encode([e.client_id], [hist], [e.item_id], [e.style]))
-            cited = pipe.cited(None if o.attention is None else o.attention[0], hist, cfg.data.related_facts)
-            layout = pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, [c for c, _ in cited])
-            text = llm.generate(layout, o.soft_prompts[0].float().cpu().numpy(), max_tokens=cfg.llm.max_target_tokens,
-                                sampling=cfg.llm.sampling(), stop=cfg.llm.stop)
+            st = pipe.step([e.request()], model=adapter)
+            cited = st.cited[0]
+            text = llm.generate(st.layouts[0], st.output.soft_prompts[0].float().cpu().numpy(),
+                                max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling(), stop=cfg.llm.stop)
             outs.append({"client_id": e.client_id, "item_id": e.item_id, "style": e.style, "text": text,
-                         "reference": e.text, "cited": [c for c, _ in cited]})
+                         "reference": e.text, "cited": cited})
             log(f"  [{e.client_id} {e.item_id} {e.style}] {text}")
     adapter.train()
     return outs
@@ -462,9 +473,7 @@ def _gate_stats(examples, pipe, adapter, limit: int = 400) -> tuple[dict, dict]:
     with torch.no_grad():
         for i in range(0, min(len(examples), limit), 32):
             batch = examples[i:i + 32]
-            hist = [pipe.history(e.client_id, e.n_history) for e in batch]
-            g = adapter(pipe.encode([e.client_id for e in batch], hist, [e.item_id for e in batch],
-                                    [e.style for e in batch])).gate_weights
+            g = pipe.step([e.request() for e in batch], model=adapter, layouts=False).output.gate_weights
             for e, row in zip(batch, g):
                 by_style.setdefault(e.style, []).append(row)
                 if e.intent:
@@ -489,37 +498,24 @@ def _expert_names(n: int, by_intent: dict) -> list[str]:
     return names
 
 
-def recommender_digest(directory: Path) -> str:
-    from seller.paths import sha256_file
-    return sha256_file(Path(directory) / "model.safetensors")[:16]
-
-
 def _finalize(cfg: Config, out: Path, adapter, pipe, parts, split, history, n_seen, train_s, total_s,
-              bf16, save_pretrained, lora_params, bb, steps: int, resumed_from: int | None) -> dict:
+              bf16, lora_params, bb, steps: int, resumed_from: int | None) -> dict:
     """Save the model; metrics' steps count the whole run, the timings and samples this process
     (after a --resume they cover only the part since `resumed_from_step`)."""
     import datetime
     import hashlib
+    from seller.bundle import ModelBundle
     by_style, by_intent = _gate_stats(parts["train"], pipe, adapter)
     if adapter.cfg.kind in ("moe", "no-sequence"):
         adapter.expert_names = _expert_names(len(adapter.expert_names), by_intent)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M")
     digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     version = f"{out.name}-{cfg.adapter.kind}-{stamp}-{digest}"
-    rec_dir = out / "recommender"
-    if Path(cfg.train.recommender).resolve() != rec_dir.resolve():
-        shutil.copytree(cfg.train.recommender, rec_dir, dirs_exist_ok=True)
-    save_pretrained(adapter, out / "adapter", extra={
-        "model_version": version, "llm": {"gguf": Path(bb.path).name, "n_embd": bb.n_embd},
-        "recommender_sha256": recommender_digest(rec_dir)})  # the encoders these soft prompts were fitted to
-    if lora_params:
-        from seller.llm.lora import write_gguf_lora
-        bb.model.save_pretrained(out / "lora")  # peft writes only the LoRA weights, apart from the base
-        write_gguf_lora(bb.model, out / "lora" / LORA_GGUF)  # the same weights for llama.cpp
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    (out / "split.json").write_text(json.dumps(split, indent=1))
-    if pipe.item_aspects:  # the item descriptions these prompts were trained with; serving reads them back
-        (out / ITEM_ASPECTS_FILE).write_text(json.dumps(pipe.item_aspects, indent=0))
+    ModelBundle(cfg, split, pipe.rec, adapter, item_aspects=pipe.item_aspects).save_pretrained(
+        out, model_version=version, llm={"gguf": Path(bb.path).name, "n_embd": bb.n_embd},
+        # jointly trained encoders are saved as trained; untouched ones copied byte for byte
+        recommender_from=None if cfg.train.next_item_weight > 0 else cfg.train.recommender,
+        lora_model=bb.model if lora_params else None)
     ce = history["train_ce"]
     k = max(1, min(10, len(ce) // 4))
     metrics = {

@@ -45,11 +45,14 @@ def test_soft_prompts_have_llm_width_and_token_rms():
         cfg = AdapterConfig(**{**CFG.__dict__, "kind": kind})
         adapter = build_adapter(cfg, SHAPE, client_ids=["C1", "C2"], item_ids=["I1", "I2", "I3"]).eval()
         soft, gates = adapter(inputs())  # the contract: (soft_prompts, gate_weights)
-        P = 2 if kind == "pepler" else cfg.n_prompts
-        assert soft.shape == (5, P, SHAPE.n_embd), kind
+        P = 2 if kind == "pepler" else cfg.n_prompts  # PEPLER: one user-ID and one item-ID vector
+        assert soft.shape == (5, P, SHAPE.n_embd) and adapter.n_soft_prompts == P, kind
         rms = soft.pow(2).mean(-1).sqrt()
         torch.testing.assert_close(rms, torch.full_like(rms, SHAPE.embed_rms), rtol=1e-3, atol=1e-6)
         torch.testing.assert_close(gates.sum(-1), torch.ones(5))
+        clients, items = adapter.id_indices(["C2", "C9"], ["I3", "I1"])
+        want = ([2, 0], [3, 1]) if kind == "pepler" else ([0, 0], [0, 0])  # 0 = unknown id / reads no ids
+        assert (clients.tolist(), items.tolist()) == want, kind
 
 
 def test_attention_covers_only_real_events_and_follows_the_item():

@@ -135,7 +135,8 @@ def test_select_client_vote_and_screenshot(server):
             page.screenshot(path=str(tmp / "clienteling_no_model.png"), full_page=True)
             if os.environ.get("SELLER_SCREENSHOT_DIR"):
                 shutil.copy(tmp / "clienteling_no_model.png", os.environ["SELLER_SCREENSHOT_DIR"])
-            pytest.skip("explanation model not installed (models/sample): page rendered, nothing to vote on")
+            pytest.fail("the shipped explanation model (models/sample) did not load: "
+                        + page.get_by_text("Explanation model not installed").first.inner_text())
         # this client's vote buttons (keyed by client: a stale card of the previous one never matches)
         mine = f"st-key-up-{client.name}-"
         page.locator(f"[class*='{mine}'] button").first.wait_for(timeout=600_000)  # explanations written

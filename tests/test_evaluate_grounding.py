@@ -80,8 +80,6 @@ def test_sample_references_are_fully_grounded():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "sample_data" / "explanations.csv"
-    if not path.exists():
-        pytest.skip(f"sample data absent: {path}")
     from seller.data.dataset import load_sample
 
     ds = load_sample()

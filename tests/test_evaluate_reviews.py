@@ -96,8 +96,8 @@ def test_prompt_aspects_describe_items_from_training_clients_only():
 def test_model_trained_with_item_aspects_needs_its_aspects_file_intact(tmp_path):
     import json
 
-    from seller.explain import _item_aspects
-    from seller.train import ITEM_ASPECTS_FILE
+    from seller.bundle import ITEM_ASPECTS_FILE
+    from seller.bundle import read_item_aspects as _item_aspects
 
     assert _item_aspects(tmp_path, 0) is None  # trained without descriptions: none served
     with pytest.raises(FileNotFoundError, match=rf"item_aspects = 5 but lacks {ITEM_ASPECTS_FILE}"):

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,8 +135,6 @@ def test_seller_evaluate_end_to_end_on_sample_with_the_real_gguf(tmp_path):
     """`seller evaluate` on the sample data: the template and the text-only prompt through the
     real GGUF and llama.cpp, scored and reported (trained methods are listed as not run when
     their model folders are absent)."""
-    if not (Path(__file__).resolve().parents[1] / "sample_data" / "events.csv").exists():
-        pytest.skip("sample_data absent")
     p = argparse.ArgumentParser()
     runner.add_arguments(p)
     args = p.parse_args(["--dataset", "sample", "--methods", "template,text-only,seller-dense",

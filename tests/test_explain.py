@@ -12,8 +12,6 @@ from seller.explain import whole_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "sample"
-pytestmark = pytest.mark.skipif(not (MODEL / "adapter" / "adapter_config.json").is_file(),
-                                reason=f"no shipped model at {MODEL}")
 
 
 @pytest.fixture(scope="module")

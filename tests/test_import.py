@@ -294,12 +294,6 @@ def test_load_dataset_strict_on_raw_folder(tmp_path):
         load_dataset(tmp_path / "nowhere")
 
 
-needs_sample = pytest.mark.skipif(
-    not (paths.SAMPLE_DATA / "events.csv").exists(),
-    reason="sample_data/ not generated yet (python -m seller.data.generate_sample)")
-
-
-@needs_sample
 def test_import_sample_data(tmp_path, capsys):
     import shutil
     files = {}

@@ -108,10 +108,7 @@ def test_save_load_identical_and_wrong_catalog(trained, tmp_path):
 
 def test_sample_data_semantic_model(tmp_path):
     from seller.data.dataset import load_sample
-    try:
-        ds = load_sample()
-    except FileNotFoundError as e:
-        pytest.skip(f"sample_data not generated yet: {e}")
+    ds = load_sample()
     # text off here: MiniLM on 330 descriptions is minutes on a busy 2-core machine; the text
     # path is covered in test_encoders on a 3-item catalog
     config = RecommenderConfig(d_model=32, epochs=2, batch_size=64, patience=2, max_len=30,

@@ -20,8 +20,6 @@ from seller.data.sequences import build_sequences
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.toml"
 RECOMMENDER = REPO / "models" / "sample" / "recommender"
-needs_recommender = pytest.mark.skipif(not (RECOMMENDER / "config.json").is_file(),
-                                       reason=f"no trained recommender at {RECOMMENDER}")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +63,6 @@ def backbone():
     return TorchBackbone.from_gguf()
 
 
-@needs_recommender
 def test_prefix_cached_loss_equals_full_forward(sample, backbone):
     """The training loss skips autograd on the prompt prefix; it must equal the backbone's own loss."""
     from seller.adapter.base import AdapterShape
@@ -99,7 +96,6 @@ def test_prefix_cached_loss_equals_full_forward(sample, backbone):
     torch.testing.assert_close(g_mine, g_theirs, rtol=1e-3, atol=1e-6)
 
 
-@needs_recommender
 def test_tiny_config_trains_and_loss_falls(tmp_path):
     from seller.adapter.io import from_pretrained
     from seller.train import train
@@ -131,7 +127,6 @@ def test_tiny_config_trains_and_loss_falls(tmp_path):
     assert steps_logged() == list(range(1, fresh["steps"] + 1))
 
 
-@needs_recommender
 def test_two_process_ddp_gradient_equals_one_process(tmp_path):
     """torchrun with 2 processes x batch 2 must give the gradient of 1 process x batch 4."""
     base = TINY.read_text()
@@ -157,7 +152,6 @@ def test_two_process_ddp_gradient_equals_one_process(tmp_path):
         torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-7, msg=name)
 
 
-@needs_recommender
 def test_lora_run_is_served_with_its_lora(tmp_path):
     """LoRA on: peft weights saved apart from the base, the same weights as a GGUF LoRA, and the
     explainer (and the epoch's sample generations) decode through llama.cpp with it applied."""
@@ -194,7 +188,6 @@ def test_lora_run_is_served_with_its_lora(tmp_path):
         Explainer.from_pretrained(tmp_path / "lora-run")
 
 
-@needs_recommender
 def test_layout_describes_the_candidate_with_its_aspects_and_the_configs_system_turn(sample, backbone):
     """Review data: training and serving prompts both name the candidate's aspects and the
     config's system turn (one place: ExplanationPipeline.layout); other items, and pipelines
@@ -223,3 +216,43 @@ def test_layout_describes_the_candidate_with_its_aspects_and_the_configs_system_
     # the config's system turn replaces the luxury advisor's in the same prompt
     music = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, DataConfig(system="You sell guitars."))
     assert "You sell guitars." in text(music, a) and "luxury" in text(plain, a) and "luxury" not in text(music, a)
+
+
+def test_checkpoint_holds_every_trainable_module(tmp_path):
+    """--resume restores the adapter, the LoRA weights (only those: the base is the GGUF's) and
+    jointly trained encoders; a checkpoint lacking one the run trains fails instead of silently
+    restarting it from scratch."""
+    from peft import LoraConfig, get_peft_model
+
+    from seller.train import _checkpoint, _restore_trainable, _trainable_modules
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.out = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+    def run_modules(seed: int):
+        torch.manual_seed(seed)
+        lora = get_peft_model(Tiny(), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"]))
+        for p in lora.parameters():
+            if p.requires_grad:
+                torch.nn.init.normal_(p)  # LoRA's B starts at zero: make the weights differ per run
+        return _trainable_modules(torch.nn.Linear(3, 2), lora, torch.nn.Linear(2, 2))
+
+    saved, fresh = run_modules(0), run_modules(1)
+    opt = torch.optim.SGD([p for m in saved.values() for p in m.parameters() if p.requires_grad], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    path = tmp_path / "checkpoint.pt"
+    _checkpoint(path, saved, opt, sched, step=5, epoch=1, done_in_epoch=0)
+    state = torch.load(path, weights_only=False)
+    assert all("lora_" in name for name in state["lora"])  # no frozen base weights in the file
+    base_before = fresh["lora"].base_model.model.q_proj.base_layer.weight.clone()
+    _restore_trainable(state, path, fresh)
+    for name in saved:
+        for (key, a), (_, b) in zip(saved[name].state_dict().items(), fresh[name].state_dict().items()):
+            if name != "lora" or "lora_" in key:
+                torch.testing.assert_close(b, a, rtol=0, atol=0, msg=f"{name}.{key}")
+    torch.testing.assert_close(fresh["lora"].base_model.model.q_proj.base_layer.weight, base_before)
+    _checkpoint(path, _trainable_modules(saved["adapter"]), opt, sched, step=5, epoch=1, done_in_epoch=0)
+    with pytest.raises(ValueError, match=r"holds no lora, recommender weights.*without --resume"):
+        _restore_trainable(torch.load(path, weights_only=False), path, fresh)

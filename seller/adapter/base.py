@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn as nn
 
 
 @dataclass
@@ -55,3 +56,16 @@ def rms_match(x: torch.Tensor, target_rms: float, eps: float = 1e-6) -> torch.Te
     """Scale each vector (last dim) to RMS `target_rms`: soft prompts far off the token scale
     saturate attention or vanish next to the text tokens."""
     return x * (target_rms / (x.pow(2).mean(dim=-1, keepdim=True) + eps).sqrt())
+
+
+class SoftPromptAdapter(nn.Module):
+    """What every adapter says about itself, so callers never ask which kind it is: how many
+    soft prompts it writes, and the id inputs it reads."""
+
+    @property
+    def n_soft_prompts(self) -> int:
+        raise NotImplementedError
+
+    def id_indices(self, client_ids: list[str], item_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(client_index (B,), item_index (B,)) long for AdapterInputs; zeros for adapters that read no ids."""
+        return torch.zeros(len(client_ids), dtype=torch.long), torch.zeros(len(item_ids), dtype=torch.long)

@@ -35,6 +35,14 @@ class ExplanationExample:
     cited_event_ids: tuple[str, ...] = ()
     intent: str = ""  # the sample data's planted intent, used only to name experts
 
+    def request(self, teacher_forced: bool = False):
+        """This row for the explanation step: its history before `target_ts`; teacher-forced,
+        with the reference and the events it cites (training and validation losses)."""
+        from seller.adapter.pipeline import StepRequest
+        if not teacher_forced:
+            return StepRequest(self.client_id, self.item_id, self.style, self.target_ts)
+        return StepRequest(self.client_id, self.item_id, self.style, self.target_ts, self.text, self.cited_event_ids)
+
 
 def load_dataset(cfg: DataConfig):
     """The configured dataset (`sample`, `musical_instruments`, or a store / CSV directory)."""

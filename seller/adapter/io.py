@@ -40,10 +40,6 @@ def build_adapter(cfg: AdapterConfig, shape: AdapterShape, init_prompts: torch.T
     return module
 
 
-def n_soft_prompts(adapter) -> int:
-    return 2 if adapter.cfg.kind == "pepler" else adapter.cfg.n_prompts
-
-
 def save_pretrained(adapter, directory: str | Path, extra: dict | None = None) -> Path:
     """Write the adapter's config and weights; `extra` (e.g. training provenance) goes into the JSON."""
     directory = Path(directory)

@@ -19,12 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from seller.adapter.base import AdapterInputs, AdapterOutput, AdapterShape, rms_match
+from seller.adapter.base import AdapterInputs, AdapterOutput, AdapterShape, SoftPromptAdapter, rms_match
 from seller.adapter.fusion import CandidateHistoryFusion
 from seller.config import AdapterConfig
 
 
-class _FusedAdapter(nn.Module):
+class _FusedAdapter(SoftPromptAdapter):
     """Shared front: fusion of candidate, history and style; a base prompt; output scaling."""
 
     def __init__(self, cfg: AdapterConfig, shape: AdapterShape, init_prompts: torch.Tensor | None = None):
@@ -39,6 +39,10 @@ class _FusedAdapter(nn.Module):
         assert init_prompts.shape == (cfg.n_prompts, shape.n_embd), init_prompts.shape
         self.base = nn.Parameter(init_prompts.clone().float())  # (P, n_embd)
         self.d_in = cfg.d_fused + cfg.d_style
+
+    @property
+    def n_soft_prompts(self) -> int:
+        return self.cfg.n_prompts
 
     def _context(self, inp: AdapterInputs):
         """Returns (x (B, d_in), attention (B, T))."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from seller.adapter.base import AdapterInputs, AdapterOutput, AdapterShape, rms_match
+from seller.adapter.base import AdapterInputs, AdapterOutput, AdapterShape, SoftPromptAdapter, rms_match
 from seller.config import AdapterConfig
 
 
-class PEPLERAdapter(nn.Module):
+class PEPLERAdapter(SoftPromptAdapter):
     def __init__(self, cfg: AdapterConfig, shape: AdapterShape, client_ids: list[str], item_ids: list[str]):
         super().__init__()
         self.cfg, self.shape = cfg, shape
@@ -27,11 +27,11 @@ class PEPLERAdapter(nn.Module):
         for emb in (self.user, self.item):
             nn.init.normal_(emb.weight, std=shape.embed_rms)
 
-    def client_index(self, client_ids: list[str]) -> torch.Tensor:
-        return torch.tensor([self._client_pos.get(c, 0) for c in client_ids], dtype=torch.long)
+    n_soft_prompts = 2  # one user-ID and one item-ID vector
 
-    def item_index(self, item_ids: list[str]) -> torch.Tensor:
-        return torch.tensor([self._item_pos.get(i, 0) for i in item_ids], dtype=torch.long)
+    def id_indices(self, client_ids: list[str], item_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor([self._client_pos.get(c, 0) for c in client_ids], dtype=torch.long),
+                torch.tensor([self._item_pos.get(i, 0) for i in item_ids], dtype=torch.long))
 
     def forward(self, inp: AdapterInputs) -> AdapterOutput:
         x = torch.stack([self.user(inp.client_index), self.item(inp.item_index)], dim=1)  # (B, 2, n_embd)

@@ -4,20 +4,47 @@
     gate weights, attention over the history; attention top events -> "related history" facts;
     instruction + shared history facts + related facts + candidate text -> `build_layout`.
 
-Training and `Explainer` both call `encode` and `layout`, so the LLM sees the same words and
-the adapter the same tensors in both.
+`ExplanationPipeline.step(requests)` is that whole step, once: training (loss, validation,
+sample generations, gate statistics), serving (`Explainer`), evaluation and the training
+benchmark all call it, so the LLM sees the same words and the adapter the same tensors in all.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from seller.adapter.base import AdapterInputs
+from seller.adapter.base import AdapterInputs, AdapterOutput
 from seller.adapter.facts import history_facts, instruction, item_text, layout_config, related_fact
 from seller.config import STYLES, DataConfig
 from seller.data.sequences import ClientSequence
 from seller.llm.layout import Layout, build_layout
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """One explanation to prepare: for `client_id`, of `item_id`, in `style`."""
+    client_id: str
+    item_id: str
+    style: str
+    # the history the explanation may use: events strictly before this time (unix s); None = all
+    before_ts: int | None = None
+    target: str | None = None  # the reference text (training and validation losses)
+    gold_cited: tuple[str, ...] = ()  # the events the reference cites: the related facts when given
+
+
+@dataclass
+class ExplanationStep:
+    """What the LLM needs for B requests, and what the losses and the cards read."""
+    output: AdapterOutput  # soft prompts (B, P, n_embd), gate weights, attention, aux loss
+    inputs: AdapterInputs  # the encoders' features (the joint next-item loss reads .summary)
+    histories: list[ClientSequence]  # the encoder window each row saw
+    gold: list[list[str]]  # the reference's cited events inside that window
+    cited: list[list[str]]  # the related-history facts each prompt names, heaviest first
+    layouts: list[Layout]  # empty when `step(..., layouts=False)`
 
 
 class ExplanationPipeline:
@@ -31,8 +58,7 @@ class ExplanationPipeline:
         self.events = dataset.events.set_index(dataset.events["event_id"].astype(str), drop=False)
         self.max_len = min(data_cfg.max_history, recommender.config.max_len)
         self._rows = {iid: r for r, iid in enumerate(recommender.item_ids)}
-        from seller.adapter.io import n_soft_prompts
-        self.n_soft = n_soft_prompts(adapter)
+        self.n_soft = adapter.n_soft_prompts
         self._facts: dict[tuple, tuple[list[str], list[str]]] = {}  # see _history_facts
 
     def history(self, client_id: str, n_events: int | None = None) -> ClientSequence:
@@ -53,14 +79,42 @@ class ExplanationPipeline:
         T = batch.event_vectors.shape[1]
         mask = torch.arange(T).unsqueeze(0) < batch.lengths.unsqueeze(1)  # (B, T)
         rows = torch.tensor([self._rows[i] for i in item_ids])
-        pepler = hasattr(self.adapter, "client_index")
+        client_index, item_index = self.adapter.id_indices(client_ids, item_ids)
         return AdapterInputs(
             item=v[rows], states=out.states[:, 1:], mask=mask, summary=out.summary,
             style=torch.tensor([STYLES.index(s) for s in styles]),
-            history_items=batch.event_vectors, client_index=self.adapter.client_index(client_ids) if pepler
-            else torch.zeros(len(client_ids), dtype=torch.long),
-            item_index=self.adapter.item_index(item_ids) if pepler else torch.zeros(len(item_ids), dtype=torch.long),
+            history_items=batch.event_vectors, client_index=client_index, item_index=item_index,
         ).to(next(self.adapter.parameters()).device)
+
+    def step(self, requests: Sequence[StepRequest], model=None, encoder_grad: bool = False,
+             max_target_tokens: int | None = None, layouts: bool = True) -> ExplanationStep:
+        """encode -> adapter -> cited events -> layout for B requests. `model`: what runs the
+        adapter (its DDP wrapper in training; default the adapter); `encoder_grad`: gradients
+        through the recommender's encoders (the joint next-item loss); the reference is clipped
+        to `max_target_tokens`."""
+        hist = [self.history_before(r.client_id, r.before_ts) for r in requests]
+        with torch.set_grad_enabled(encoder_grad):
+            inp = self.encode([r.client_id for r in requests], hist, [r.item_id for r in requests],
+                              [r.style for r in requests])
+        out = (self.adapter if model is None else model)(inp)
+        gold, cited, built = [], [], []
+        for b, r in enumerate(requests):
+            inside = set(hist[b].event_ids)
+            gold.append([g for g in r.gold_cited if g in inside])
+            att = None if out.attention is None else out.attention[b]
+            cited.append(gold[b][: self.cfg.related_facts] if gold[b] else
+                         [e for e, _ in self.cited(att, hist[b], self.cfg.related_facts)])
+            if layouts:
+                built.append(self.layout(r.client_id, r.item_id, r.style, r.before_ts, cited[b], target=r.target,
+                                         max_target_tokens=max_target_tokens))
+        return ExplanationStep(out, inp, hist, gold, cited, built)
+
+    def history_before(self, client_id: str, before_ts: int | None) -> ClientSequence:
+        """The client's events strictly before `before_ts` (all when None), cut to the window."""
+        if before_ts is None:
+            return self.history(client_id)
+        seq = self.rec.history(client_id)
+        return self.history(client_id, int(np.searchsorted(seq.timestamps, before_ts, "left")))
 
     def cited(self, attention: torch.Tensor | None, history: ClientSequence, k: int) -> list[tuple[str, float]]:
         """The k events the attention weighs most, heaviest first: (event_id, weight)."""
@@ -103,8 +157,3 @@ class ExplanationPipeline:
                             n_soft=self.n_soft, target=target, max_positions=max_positions,
                             config=self.layout_config)
 
-
-def gold_positions(history: ClientSequence, cited_event_ids) -> np.ndarray:
-    """Positions in `history` of the reference's cited events (those inside the window)."""
-    wanted = set(cited_event_ids)
-    return np.flatnonzero([e in wanted for e in history.event_ids])

@@ -48,13 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                     "app_concurrent.json with --concurrent)")
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser("app", help="app latency benchmark")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
-
-
 def _time_client(explainer, client_id: str, k: int, style: str) -> dict:
     """The page's own sequence: recommend, then all k explanations streamed together, with
     what the decoding did (the call is the only one in flight)."""
@@ -181,7 +174,7 @@ def _load(args):
     from seller.data import dataset as ds
     from seller.paths import MODELS
     try:
-        from seller.explain import Explainer
+        from seller.explain import N_CTX, Explainer
     except ImportError as e:
         print(f"seller bench app: the explanation model is not installed (seller.explain: {e})", file=sys.stderr)
         return 2
@@ -196,7 +189,7 @@ def _load(args):
     data = ds.load_dataset(args.data) if args.data else None
     t0 = time.perf_counter()
     explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads, n_seq_max=cards,
-                                          n_ctx=max(2048, KV_CELLS_PER_CARD * cards), weights=args.weights,
+                                          n_ctx=max(N_CTX, KV_CELLS_PER_CARD * cards), weights=args.weights,
                                           n_gpu_layers=gpu_layers())
     load_s = time.perf_counter() - t0
     return explainer, model_dir, load_s, explainer.dataset.events["client_id"].value_counts().index.tolist()

@@ -47,12 +47,9 @@ def _loss_paths(cfg, device: str, batch_n: int = 8, repeats: int = 2) -> dict:
     adapter.to(device)
     pipe = ExplanationPipeline(dataset, rec, adapter, bb.tokenizer, cfg.data)
     exs = build_examples(load_explanations(cfg.data, dataset), dataset, build_sequences(dataset))[:batch_n]
-    hist = [pipe.history(e.client_id, e.n_history) for e in exs]
-    with torch.no_grad():
-        soft = adapter(pipe.encode([e.client_id for e in exs], hist, [e.item_id for e in exs],
-                                   [e.style for e in exs])).soft_prompts
-    layouts = [pipe.layout(e.client_id, e.item_id, e.style, e.target_ts, list(e.cited_event_ids)[:2], target=e.text,
-                           max_target_tokens=cfg.llm.max_target_tokens) for e in exs]
+    with torch.no_grad():  # the training loop's own step, teacher-forced
+        st = pipe.step([e.request(teacher_forced=True) for e in exs], max_target_tokens=cfg.llm.max_target_tokens)
+    soft, layouts = st.output.soft_prompts, st.layouts
     out = {"batch": batch_n, "mean_positions": sum(l.n_positions for l in layouts) / len(layouts)}
     for name, fn in (("prefix_cached_s", lambda s: explanation_loss(bb, layouts, s).mean()),
                      ("full_forward_s", lambda s: bb.loss(layouts, s))):

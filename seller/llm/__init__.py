@@ -131,7 +131,8 @@ def resolve_gguf(path: str | Path | None = None) -> Path:
 
 def default_cache_dir() -> Path:
     """Where derived copies of a model live (converted backbone, serving weights)."""
-    return Path(os.environ.get("SELLER_CACHE", Path.home() / ".cache" / "seller"))
+    from seller.paths import cache_dir
+    return cache_dir()
 
 
 __all__ = ["GGUFError", "check_gguf", "default_cache_dir", "resolve_gguf"]
