@@ -118,3 +118,13 @@ def weighing_events(history: pd.DataFrame, top_events: list[tuple[str, float]]) 
                          "event": rows["event_type"].map(EVENT_LABELS),
                          "channel": rows["channel"], "item": rows["name"],
                          "weight": rows["weight"].map("{:.0%}".format)})
+
+
+def rests_on(history: pd.DataFrame, cited_event_ids: list[str]) -> str:
+    """The past event an explanation's reason rests on, as the card says it ("" when none)."""
+    rows = history[history["event_id"].isin(cited_event_ids[:1])]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    return f"Rests on: {EVENT_LABELS.get(row['event_type'], row['event_type']).lower()} {row['name']}, " \
+           f"{row['timestamp']:%d %b %Y}"

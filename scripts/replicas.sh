@@ -7,8 +7,8 @@
 # A Streamlit session lives in one replica's memory, so nginx keeps a browser on one replica: the
 # first response sets a cookie holding a random key and `hash ... consistent` maps the key to a
 # replica, so browsers spread over the replicas and each stays put (also when its websocket
-# reconnects). Without SELLER_ASSOCIATE, replica i's default associate id is `replica-i`, so a
-# vote in the database says which replica took it. Logs and pids stay in DIR.
+# reconnects). The access log names each request's affinity key and replica, so a caller can
+# tell which replica a key reaches. Logs and pids stay in DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:?usage: replicas.sh start|stop DIR [N]}
@@ -37,7 +37,7 @@ write_nginx_conf() {  # proxy_port, replica ports...
     echo "error_log $dir/nginx/error.log;"
     echo "events { worker_connections 1024; }"
     echo "http {"
-    echo "  log_format upstream '\$request_uri \$status \$upstream_addr';"
+    echo "  log_format upstream '\$request_uri \$status \$upstream_addr \$affinity';"
     echo "  access_log $dir/nginx/access.log upstream;"
     for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $dir/nginx/$t;"; done
     echo "  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }"
@@ -76,7 +76,7 @@ start() {
     local port
     port=$(free_port)
     ports+=("$port")
-    SELLER_ASSOCIATE=${SELLER_ASSOCIATE:-replica-$i} setsid "$python" -m streamlit run app/main.py \
+    setsid "$python" -m streamlit run app/main.py \
       --server.port "$port" --server.address 127.0.0.1 --server.headless true \
       --browser.gatherUsageStats false --server.fileWatcherType none \
       >"$dir/replica-$i.log" 2>&1 &

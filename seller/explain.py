@@ -7,6 +7,11 @@
     es = ex.explain_many("C001", [r.item_id for r in recs], "occasion")  # parallel sequences
     for i, chunk in ex.explain_many("C001", items, "feature", stream=True): ...  # all cards live
 
+Every card passes seller.guard before anything of it is shown: the model's text when each of its
+claims checks out against the catalogue, the client's history and the day (`today`), else a
+grounded sentence built from the same evidence (`Explanation.grounded`). So cards arrive whole,
+each as soon as its own decoding ends and its claims are read; `guard=False` streams raw text.
+
 Serving needs no transformers backbone: the recommender's encoders and the adapter (small
 torch modules) make the soft prompts, llama.cpp decodes. The history facts come first in the
 layout, so `explain_many` shares the client's prefix in the KV cache across candidates.
@@ -19,6 +24,7 @@ import argparse
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,9 +49,11 @@ class Explanation:
     text: str
     style: str
     gate_weights: dict[str, float]  # expert name -> weight; sums to 1, at most top_k non-zero
-    cited_event_ids: list[str]  # history events the adapter weighed most (also given to the LLM as facts)
+    cited_event_ids: list[str]  # the events the reason rests on (the adapter's, given to the LLM as facts)
     latency_s: float
     model_version: str
+    grounded: bool = False  # the model's text failed a claim: a sentence built from the evidence replaced it
+    failed_claims: list[str] = field(default_factory=list)  # what the model's text got wrong (ids and catalogue words)
 
 
 @dataclass
@@ -67,6 +75,18 @@ class ExplanationStream:
             yield chunk
         self.explanation = Explanation(whole_sentences(text), self.style, self.gate_weights, self.cited_event_ids,
                                        time.perf_counter() - self._t0, self.model_version)
+
+
+@dataclass
+class CheckedStream:
+    """One checked card as a stream: a single chunk (the text shown), then `explanation`."""
+    _many: "ExplanationsStream"
+    explanation: Explanation | None = field(default=None)
+
+    def __iter__(self) -> Iterator[str]:
+        for _, chunk in self._many:
+            yield chunk
+        self.explanation = self._many.explanations[0]
 
 
 @dataclass
@@ -92,8 +112,11 @@ class ExplanationsStream:
 class Explainer:
     def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str,
                  max_tokens: int = LLMConfig.max_target_tokens,
-                 sampling=None, stop=None, item_aspects: dict[str, list[str]] | None = None):
+                 sampling=None, stop=None, item_aspects: dict[str, list[str]] | None = None,
+                 guard: bool = True):
         from seller.adapter.pipeline import ExplanationPipeline
+        from seller.guard import CardGuard
+        self.guard = CardGuard(dataset.items) if guard else None
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
         self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg, item_aspects)
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
@@ -148,8 +171,13 @@ class Explainer:
                  {n: round(float(w), 4) for n, w in zip(self.adapter.expert_names, st.output.gate_weights[b])},
                  st.cited[b]) for b in range(len(item_ids))]
 
-    def explain(self, client_id: str, item_id: str, style: str = "feature", stream: bool = False):
-        """One explanation; with stream=True an `ExplanationStream` yielding text chunks."""
+    def explain(self, client_id: str, item_id: str, style: str = "feature", stream: bool = False,
+                today: date | None = None):
+        """One explanation; with stream=True an `ExplanationStream` yielding text chunks (one
+        chunk, the checked text, when the guard is on)."""
+        if self.guard is not None:
+            many = self.explain_many(client_id, [item_id], style, stream=stream, today=today)
+            return CheckedStream(many) if stream else many[0]
         t0 = time.perf_counter()
         layout, soft, gates, cited = self._prepare(client_id, [item_id], style)[0]
         if stream:
@@ -160,19 +188,30 @@ class Explainer:
         return Explanation(whole_sentences(text), style, gates, cited, time.perf_counter() - t0, self.model_version)
 
     def explain_many(self, client_id: str, item_ids: list[str], style: str = "feature",
-                     stream: bool = False):
+                     stream: bool = False, today: date | None = None):
         """Explanations for several candidates of one client, decoded as parallel sequences that
         share the client-history prefix (n_seq_max at a time); latency_s is the wall time of the
         batch each was in. stream=True: an `ExplanationsStream` of (index, chunk) pairs, where
-        the first candidate's words come before the others are prefilled."""
+        the first candidate's words come before the others are prefilled (with the guard on,
+        one chunk per card: its checked text, as soon as that card is done). `today`: the day
+        the cards are read (default: today, UTC); claims about time and dates are read on it."""
         item_ids = list(item_ids)
         walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
+        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed claims)
 
         def finish(texts: dict[int, str]) -> list[Explanation]:
-            return [Explanation(whole_sentences(texts.get(i, "")), style, *metas[i], walls[i], self.model_version)
-                    for i in range(len(item_ids))]
+            out = []
+            for i in range(len(item_ids)):
+                gates, cited = metas[i]
+                grounded, cited, failed = checked.get(i, (False, cited, []))
+                text = texts.get(i, "") if grounded else whole_sentences(texts.get(i, ""))
+                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed))
+            return out
 
-        results = ExplanationsStream(self._decode_batches(client_id, item_ids, style, walls, metas), finish)
+        chunks = self._decode_batches(client_id, item_ids, style, walls, metas)
+        if self.guard is not None:
+            chunks = self._checked(chunks, client_id, item_ids, style, today, metas, checked)
+        results = ExplanationsStream(chunks, finish)
         if stream:
             return results
         for _ in results:
@@ -192,6 +231,23 @@ class Explainer:
                 yield start + k, chunk
             for k in range(len(jobs)):
                 walls[start + k] = time.perf_counter() - t0
+
+    def _checked(self, chunks, client_id, item_ids, style, today, metas, checked):
+        """Hold each card's raw text until its sequence ends, then yield what the guard shows."""
+        day = today or datetime.now(timezone.utc).date()
+        history = self.dataset.client_history(client_id)
+        texts: dict[int, str] = {}
+        for i, chunk in chunks:
+            if chunk:
+                texts[i] = texts.get(i, "") + chunk
+                continue
+            cited = metas[i][1]
+            shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
+                                     cited[0] if cited else None)
+            failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
+            checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed) \
+                if shown.grounded else (False, cited, [])
+            yield i, shown.text
 
     def close(self) -> None:
         self.llm.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,15 +80,20 @@ def test_held_out_explanations_mention_the_clients_history(explainer):
     assert grounded / total >= 0.75, f"only {grounded}/{total} explanations mention the client's history"
 
 
-def test_stream_matches_whole_text_and_carries_gates(explainer):
+def test_stream_matches_whole_text_and_carries_gates(explainer, monkeypatch):
     cid = held_out_clients(1)[0]
     item = explainer.recommend(cid, k=1)[0].item_id
     whole = explainer.explain(cid, item, "style")
+    checked = explainer.explain(cid, item, "style", stream=True)
+    assert list(checked) == [whole.text] and checked.explanation == replace(whole, latency_s=checked.explanation.latency_s)
+    monkeypatch.setattr(explainer, "guard", None)  # raw text, streamed token by token
+    raw = explainer.explain(cid, item, "style")
     stream = explainer.explain(cid, item, "style", stream=True)
-    assert stream.gate_weights == whole.gate_weights and stream.cited_event_ids == whole.cited_event_ids
+    assert stream.gate_weights == raw.gate_weights and stream.cited_event_ids == raw.cited_event_ids
     chunks = list(stream)
-    assert len(chunks) > 1 and whole_sentences("".join(chunks)) == whole.text
-    assert stream.explanation.text == whole.text
+    assert len(chunks) > 1 and whole_sentences("".join(chunks)) == raw.text
+    assert stream.explanation.text == raw.text
+    assert whole.text == raw.text or (whole.grounded and whole.failed_claims)
 
 
 def test_bad_ids_and_style_are_named(explainer):
@@ -192,3 +198,19 @@ def test_bench_app_concurrent_times_both_passes_on_the_same_clients(tmp_path):
     assert result["p90_ratio"] == result["at_once"]["all_s"]["p90"] / result["single"]["all_s"]["p90"]
     assert "texts" not in single[0] and "texts" not in at_once[0]  # explanation texts stay out of the file
     assert "| 2 |" in out.with_suffix(".md").read_text()
+
+
+def test_every_card_shown_passes_the_claim_verifier(explainer):
+    """Serving never shows a failed claim: each card is the model's text that passed, or the
+    grounded sentence resting on one of the client's own earlier events."""
+    from datetime import date
+
+    from seller.verify import ClaimVerifier
+    verifier, day = ClaimVerifier(explainer.dataset.items), date(2026, 12, 1)
+    for cid in held_out_clients(2):
+        history = explainer.dataset.client_history(cid)
+        recs = [r.item_id for r in explainer.recommend(cid, k=5)]
+        for item_id, e in zip(recs, explainer.explain_many(cid, recs, "occasion", today=day)):
+            assert verifier.verify(e.text, item_id, history, day).passed, e.text
+            assert set(e.cited_event_ids) <= set(history["event_id"])
+            assert bool(e.failed_claims) == e.grounded

@@ -212,6 +212,12 @@ for rec in recs:
     slot = slots[rec.item_id]
     if explainer.value is None:
         texts[rec.item_id].caption("Explanation unavailable: the explanation model is not installed.")
+    if exp is not None:
+        basis = views.rests_on(history, exp.cited_event_ids)
+        label = ("Built from the client's history: the model's sentence did not pass the fact check"
+                 if exp.grounded else "")
+        if basis or label:
+            slot.caption(" · ".join(p for p in (basis, label) if p))
     with slot.expander("Why", icon=":material/insights:"):
         if exp is not None:
             st.caption("Adapter experts (gate weights)")

@@ -43,18 +43,22 @@ def _day(ts) -> str:
     return f"{ts.day} {MONTHS[ts.month - 1].capitalize()} {ts.year}"
 
 
-def verify_cards(cases, gens, dataset, verifier) -> list[dict]:
-    """One card per explanation: what the app would show and what the verifier found."""
+def verify_cards(cases, gens, dataset, guard) -> list[dict]:
+    """One card per explanation: what the verifier found in the method's text, and what the
+    app would show instead (seller.guard.CardGuard: the text, or the grounded sentence)."""
     items = dataset.items.set_index("item_id")
     events = dataset.events.set_index("event_id") if "event_id" in dataset.events else None
     cards = []
     for case, generated in zip(cases, gens):
         history = dataset.client_history(case.client_id, before=case.target_time)
         for item_id, g in zip(case.candidates, generated):
-            result = verifier.verify(g.text, item_id, history, case.target_time)
+            shown = guard.shown(g.text, item_id, history, case.style, case.target_time,
+                                (g.cited_event_ids or [None])[0])
+            result = shown.raw
             cards.append({
                 "case": case.case_id, "client_id": case.client_id, "item_id": item_id,
                 "style": case.style, "text": g.text, "passed": result.passed,
+                "grounded": shown.grounded, "shown_text": shown.text, "shown_passed": shown.checked.passed,
                 "failed": [f"{c.type}: \"{c.text}\" ({c.reason})" for c in result.failed],
                 "failed_types": sorted({c.type for c in result.failed}),
                 "candidate": _facts(items, item_id),
@@ -82,9 +86,14 @@ def _cited(events, items, cited_ids) -> str:
 def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
     """The verifier's figures with 95% bootstrap CIs over explanations, and N_SHOWN cards."""
     ready = np.array([c["passed"] for c in cards], dtype=float)
+    shown = np.array([c["shown_passed"] for c in cards], dtype=float)
+    grounded = np.array([c["grounded"] for c in cards], dtype=float)
     out = {"n": len(cards), "associate_ready_rate": float(ready.mean()),
            "associate_ready_ci": list(bootstrap_ci(ready, n_bootstrap, seed)),
-           "fallback_rate": float(1 - ready.mean()),
+           "as_shown_ready_rate": float(shown.mean()),
+           "as_shown_ready_ci": list(bootstrap_ci(shown, n_bootstrap, seed)),
+           "fallback_rate": float(grounded.mean()),
+           "fallback_ci": list(bootstrap_ci(grounded, n_bootstrap, seed)),
            "failing_rate": {}, "failing_rate_ci": {}, "failed_per_explanation": {}}
     for t in CLAIM_TYPES:
         failing = np.array([t in c["failed_types"] for c in cards], dtype=float)
@@ -93,9 +102,10 @@ def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
         out["failed_per_explanation"][t] = sum(
             f.startswith(t + ":") for c in cards for f in c["failed"]) / len(cards)
     rng = np.random.default_rng(seed)
-    shown = rng.choice(len(cards), size=min(N_SHOWN, len(cards)), replace=False)
-    out["cards"] = [{k: cards[i][k] for k in ("case", "item_id", "style", "text", "passed", "failed")}
-                    for i in sorted(shown)]
+    picked = rng.choice(len(cards), size=min(N_SHOWN, len(cards)), replace=False)
+    out["cards"] = [{k: cards[i][k] for k in ("case", "item_id", "style", "text", "passed", "failed",
+                                              "grounded", "shown_text")}
+                    for i in sorted(picked)]
     return out
 
 
@@ -111,13 +121,16 @@ def claims_markdown(results: dict) -> list[str]:
     parts = ["## Claim by claim (seller/verify.py)", "",
              "Associate-ready = an explanation with no failed claim; each failure column is the "
              "share of explanations failing at least one claim of that type; 95% bootstrap CIs "
-             "over explanations. 'fallback' is the share the app would replace with the grounded "
-             "sentence. Read on each case's target date.", "",
-             "| method | n | associate-ready % | fallback % | " + " | ".join(CLAIM_TYPES) + " |",
-             "|---" * (len(CLAIM_TYPES) + 4) + "|"]
+             "over explanations. Raw = the method's own text; 'as shown' = what the app shows "
+             "(seller.guard: the text when every claim passes, else the grounded sentence built "
+             "from the same evidence); 'fallback' is the share so replaced. Read on each case's "
+             "target date.", "",
+             "| method | n | associate-ready % (raw) | as shown % | fallback % | " + " | ".join(CLAIM_TYPES) + " |",
+             "|---" * (len(CLAIM_TYPES) + 5) + "|"]
     for name, c in methods.items():
         parts.append(f"| {name} | {c['n']} | {_pct(c['associate_ready_rate'], c['associate_ready_ci'])} | "
-                     f"{_pct(c['fallback_rate'])} | " + " | ".join(
+                     f"{_pct(c['as_shown_ready_rate'], c['as_shown_ready_ci'])} | "
+                     f"{_pct(c['fallback_rate'], c['fallback_ci'])} | " + " | ".join(
                          _pct(c["failing_rate"][t], c["failing_rate_ci"][t]) for t in CLAIM_TYPES) + " |")
     parts.append("")
     for name, c in methods.items():
@@ -126,6 +139,8 @@ def claims_markdown(results: dict) -> list[str]:
             mark = "ready" if card["passed"] else "FAILS " + "; ".join(card["failed"])
             parts.append(f"- `{card['case'].split('@')[0]} {card['item_id']} {card['style']}` "
                          f"{card['text'] or '(empty)'} — *{mark}*")
+            if card["grounded"]:
+                parts.append(f"  - shown instead: {card['shown_text']}")
         parts.append("")
     parts += ratings_markdown(results.get("ratings"))
     return parts

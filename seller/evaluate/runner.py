@@ -23,7 +23,7 @@ import pandas as pd
 from seller.evaluate import claims, grounding, text, utility
 from seller.evaluate.methods import Case, ExplainerMethod, Generated, TemplateMethod, TextOnlyMethod
 from seller.paths import shown_path
-from seller.verify import ClaimVerifier
+from seller.guard import CardGuard
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def run(args) -> int:
         vocabulary = sorted({str(v) for f in ITEM_FEATURES if f in items
                              for v in items[f].dropna().unique()})
         checker = grounding.GroundingChecker(dataset.items, dataset.events)
-    verifier = None if review_data else ClaimVerifier(dataset.items)
+    guard = None if review_data else CardGuard(dataset.items)
     cards_by_method: dict[str, list[dict]] = {}
     encoder = text.SentenceEncoder()
 
@@ -302,8 +302,8 @@ def run(args) -> int:
                             "s_per_explanation": seconds / max(1, n_expl),
                             "seconds_with_scoring": time.perf_counter() - t0}
         scored["expert_names"] = getattr(method, "expert_names", None) or None
-        if verifier is not None:
-            cards_by_method[name] = claims.verify_cards(cases, gens, dataset, verifier)
+        if guard is not None:
+            cards_by_method[name] = claims.verify_cards(cases, gens, dataset, guard)
             scored["claims"] = claims.summarise_cards(cards_by_method[name], config.n_bootstrap,
                                                       config.seed)
         results["methods"][name] = scored

@@ -271,7 +271,8 @@ class SoftPromptLLM(Closeable):
     def stream_many(self, layouts: Sequence[Layout], soft_prompts=None, *,
                     max_tokens: int = 64, sampling: SamplingParams = SamplingParams(),
                     stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
-        """generate_many, streamed: yields (layout index, text piece) as tokens come. The
+        """generate_many, streamed: yields (layout index, text piece) as tokens come, and
+        (index, "") once that layout's text is over. The
         first layout's first words come before the other layouts are prefilled. Submitted on
         the first next(); stopping early (closing the iterator) drops the request."""
         yield from self.submit(layouts, soft_prompts, max_tokens=max_tokens, sampling=sampling,
@@ -705,6 +706,7 @@ class _Group:
             tail = self.stops[s].push(self.detok[s].flush()) + self.stops[s].flush()
             if tail:
                 out.put((s, tail))
+            out.put((s, ""))  # sequence s is over (a text piece is never empty)
             del self.nxt[s]
             if self.phase == "decoding":  # before that, its cells may still be borrowed
                 self.free(s)

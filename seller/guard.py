@@ -1,0 +1,42 @@
+"""What a card may show: the model's text when every claim in it passes the verifier, else a
+sentence built from the same evidence (seller.fallback), labelled as such on the card. One
+function for serving and for evaluation, so the "as shown" figures are what associates read.
+
+    guard = CardGuard(dataset.items)
+    shown = guard.shown(text, item_id, history, style, today, cited_event_id)
+    shown.text, shown.grounded, shown.raw.passed, shown.cited_event_id
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from seller.fallback import GroundedSentenceBuilder
+from seller.verify import ClaimVerifier, Verification
+
+
+@dataclass(frozen=True)
+class ShownText:
+    text: str
+    grounded: bool  # the model's text failed a claim: this sentence was built from the evidence
+    checked: Verification  # of the text shown
+    raw: Verification  # of the model's own text
+    cited_event_id: str | None  # the past event the reason rests on
+
+
+class CardGuard:
+    def __init__(self, items: pd.DataFrame):
+        self.verifier = ClaimVerifier(items)
+        self.builder = GroundedSentenceBuilder(items)
+
+    def shown(self, text: str, item_id: str, history: pd.DataFrame | None, style: str, today,
+              cited_event_id: str | None = None) -> ShownText:
+        """`history`: the client's events (those before `today` count); `cited_event_id`: the
+        event the model was given, which the grounded sentence prefers as its evidence."""
+        raw = self.verifier.verify(text, item_id, history, today)
+        if raw.passed and text.strip():
+            return ShownText(text, False, raw, raw, cited_event_id)
+        built = self.builder.build(item_id, history, style, today, cited_event_id)
+        return ShownText(built.text, True, self.verifier.verify(built.text, item_id, history, today),
+                         raw, built.cited_event_id)
