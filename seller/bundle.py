@@ -112,11 +112,14 @@ def read_config(directory: Path) -> Config:
     if not path.is_file():
         raise FileNotFoundError(f"no trained SELLER model in {directory} ({CONFIG_FILE} missing); "
                                 f"train one: {RETRAIN}")
+    return config_from_dict(_read_json(path), str(path))
+
+
+def _read_json(path: Path):
     try:
-        table = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e}); retrain the model ({RETRAIN})") from e
-    return config_from_dict(table, str(path))
 
 
 def _read_split(directory: Path) -> dict[str, list[str]]:
@@ -124,10 +127,7 @@ def _read_split(directory: Path) -> dict[str, list[str]]:
     path = Path(directory) / SPLIT_FILE
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); retrain the model ({RETRAIN})") from e
+    return _read_json(path)
 
 
 def read_item_aspects(directory: Path, n: int) -> dict[str, list[str]] | None:
@@ -138,10 +138,7 @@ def read_item_aspects(directory: Path, n: int) -> dict[str, list[str]] | None:
     if not path.is_file():
         raise FileNotFoundError(f"{directory} was trained with data.item_aspects = {n} but lacks {ITEM_ASPECTS_FILE}; "
                                 f"retrain it (seller train)")
-    try:
-        aspects = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); retrain the model (seller train)") from e
+    aspects = _read_json(path)
     if not isinstance(aspects, dict) or not all(
             isinstance(v, list) and all(isinstance(w, str) for w in v) for v in aspects.values()):
         raise ValueError(f"{path}: expected {{item_id: [aspect, ...]}}; retrain the model (seller train)")

@@ -152,14 +152,7 @@ def run(args) -> int:
                     "load_average_end": os.getloadavg()},
         "clients": passes["served"], "clients_no_guesses": passes["no_guesses"],
     }
-    out = Path(args.out) if args.out else Path("benchmarks/results") / "app_latency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    md = markdown(result)
-    out.with_suffix(".md").write_text(md)
-    print(md, end="")
-    print(f"written {out} and {out.with_suffix('.md')}")
-    return 0
+    return _write(result, markdown(result), args.out or Path("benchmarks/results") / "app_latency.json")
 
 
 def gpu_layers() -> int:
@@ -237,6 +230,7 @@ def run_concurrent(args) -> int:
     """N associates at once, in rounds of N different clients, against one at a time."""
     import torch
 
+    from seller.llm.buffers import machine_cpu
     from seller.paths import shown_path
     n = args.concurrent
     loaded = _load(args)
@@ -262,26 +256,20 @@ def run_concurrent(args) -> int:
         "draft_tokens": explainer.llm.draft_tokens, **summary, "p90_ratio": ratio,
         "target_p90_ratio": TARGET_CONCURRENT_RATIO, "meets_target": ratio <= TARGET_CONCURRENT_RATIO,
         "texts_equal": equal,
-        "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "machine": {"cpu": machine_cpu()["model_name"], "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "load_average_end": os.getloadavg()},
         "clients_single": single, "clients_at_once": at_once,
     }
-    out = Path(args.out) if args.out else Path("benchmarks/results") / "app_concurrent.json"
+    return _write(result, concurrent_markdown(result),
+                  args.out or Path("benchmarks/results") / "app_concurrent.json")
+
+
+def _write(result: dict, md: str, out) -> int:
+    """The JSON at `out` and its markdown table beside it."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    md = concurrent_markdown(result)
     out.with_suffix(".md").write_text(md)
     print(md, end="")
     print(f"written {out} and {out.with_suffix('.md')}")
     return 0
-
-
-def _cpu_name() -> str:
-    """The CPU model line of /proc/cpuinfo (where figures came from), else the platform's."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
