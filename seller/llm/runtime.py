@@ -246,7 +246,8 @@ class SoftPromptLLM(Closeable):
         """Yield the explanation's text piece by piece (soft_prompts: [P, n_embd])."""
         for _, piece in self.stream_many([layout], [soft_prompts], max_tokens=max_tokens,
                                          sampling=sampling, stop=stop):
-            yield piece
+            if piece:  # not the end-of-sequence mark: one text, its end is the stream's
+                yield piece
 
     def generate(self, layout: Layout, soft_prompts=None, *, max_tokens: int = 64,
                  sampling: SamplingParams = SamplingParams(), stop: Sequence[str] = ()) -> str:
