@@ -16,12 +16,15 @@ Serving needs no transformers backbone: the recommender's encoders and the adapt
 torch modules) make the soft prompts, llama.cpp decodes. The history facts come first in the
 layout, so `explain_many` shares the client's prefix in the KV cache across candidates.
 
-CLI: `seller explain --client C001 [--item I0035] [--style feature] [--k 5] [--model models/sample]`.
+CLI: `seller explain --username U [--password-stdin] --client C001 [--item I0035] [--style feature]
+[--k 5] [--model models/sample]`: signed in like the app, scoped to the account's boutiques, and
+each look recorded in the activity log.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -268,18 +271,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=3, help="recommendations to explain")
     parser.add_argument("--model", default="models/sample", help="trained model folder")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--username", required=True,
+                        help="your account (seller users add): only your boutiques' clients, and the look is on record")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin (else asked)")
+    parser.add_argument("--db", default=None, help="feedback database URL (default: SELLER_DB_URL or SELLER_DB_PATH)")
+
+
+def _signed_in(args, dataset):
+    """(scope, audit log) of the account signing in, as the app's form does; SignInError else."""
+    import getpass
+    import sys
+
+    from seller.feedback.audit import AuditLog
+    from seller.feedback.store import FeedbackStore
+    from seller.feedback.users import AccountDirectory
+    from seller.scope import ClientScope
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+    else:
+        raise ValueError("no terminal to ask for the password: pipe it in with --password-stdin")
+    store = FeedbackStore(args.db)
+    account = AccountDirectory(store).authenticate(args.username, password, serving_sample=dataset.name == "sample")
+    return ClientScope.of(dataset, account), AuditLog(store)
 
 
 def run(args) -> int:
+    from seller.feedback.users import SignInError
+    from seller.scope import OutOfScopeError
     ex = Explainer.from_pretrained(args.model, n_threads=args.threads)
     try:
+        try:
+            scope, audit = _signed_in(args, ex.dataset)
+        except SignInError as e:
+            print(f"seller explain: sign-in refused: {e}", file=sys.stderr)
+            return 2
+        model = scope.guard(ex)
+        try:
+            scope.require(args.client)  # on record either way
+        except OutOfScopeError as e:
+            audit.record(scope.username, "client_refused", client_id=args.client, detail="cli")
+            print(f"seller explain: {e}", file=sys.stderr)
+            return 2
+        audit.record(scope.username, "open_client", client_id=args.client, detail="cli")
         if args.item:
             rows = [(args.item, None)]
-            explanations = [ex.explain(args.client, args.item, args.style)]
+            explanations = [model.explain(args.client, args.item, args.style)]
         else:
-            recs = ex.recommend(args.client, k=args.k)
+            recs = model.recommend(args.client, k=args.k)
             rows = [(r.item_id, r.score) for r in recs]
-            explanations = ex.explain_many(args.client, [r.item_id for r in recs], args.style)
+            explanations = model.explain_many(args.client, [r.item_id for r in recs], args.style)
+        audit.record_many(scope.username, "explanation_shown",
+                          [dict(client_id=args.client, item_id=i, detail=f"{args.style} {e.model_version} cli"[:255])
+                           for (i, _), e in zip(rows, explanations)])
         events = ex.pipe.events
         print(f"client {args.client}  style {args.style}  model {ex.model_version}")
         for n, ((item_id, score), e) in enumerate(zip(rows, explanations), 1):

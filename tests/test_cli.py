@@ -101,7 +101,7 @@ def test_lazy_command_reports_library_errors_without_traceback(capsys, monkeypat
     from seller.cli import main
     monkeypatch.setenv("SELLER_GGUF", str(tmp_path / "missing.gguf"))
     monkeypatch.delenv("SELLER_DEBUG", raising=False)
-    assert main(["explain", "--client", "C005", "--k", "1"]) == 1
+    assert main(["explain", "--client", "C005", "--k", "1", "--username", "max"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("seller explain: GGUF model not found:") and "missing.gguf" in err
     assert "Traceback" not in err

@@ -119,15 +119,60 @@ def test_adapter_for_another_llm_width_fails_naming_both(tmp_path):
         Explainer.from_pretrained(model)
 
 
-def test_cli_prints_recommendations_with_explanations_and_gates(capsys):
-    from seller.explain import add_arguments, run
+def _cli(argv, password: str, monkeypatch):
     import argparse
+    import io
+
+    from seller.explain import add_arguments, run
     parser = argparse.ArgumentParser()
     add_arguments(parser)
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return run(parser.parse_args(argv + ["--password-stdin"]))
+
+
+@pytest.fixture
+def accounts_db(tmp_path):
+    """A feedback database with a manager and an associate of one boutique."""
+    from argon2 import PasswordHasher
+
+    from seller.feedback.store import FeedbackStore
+    from seller.feedback.users import AccountDirectory
+    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    store = FeedbackStore(url)
+    directory = AccountDirectory(store, hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))
+    directory.add("max", "manager", password="correct horse battery")
+    directory.add("anna", "associate", ["Tokyo Ginza"], password="correct horse battery")
+    store.dispose()
+    return url
+
+
+def _audit(url) -> list[tuple]:
+    import sqlite3
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return conn.execute("SELECT username, action, client_id FROM audit_events ORDER BY id").fetchall()
+
+
+def test_cli_prints_recommendations_with_explanations_and_gates(capsys, monkeypatch, accounts_db):
     cid = held_out_clients(1)[0]
-    assert run(parser.parse_args(["--client", cid, "--k", "2", "--style", "occasion"])) == 0
+    argv = ["--client", cid, "--k", "2", "--style", "occasion", "--username", "max", "--db", accounts_db]
+    assert _cli(argv, "correct horse battery", monkeypatch) == 0
     out = capsys.readouterr().out
     assert out.count("experts:") == 2 and re.search(r"^1\. I\d{4}", out, re.M)
+    looks = [r for r in _audit(accounts_db) if r[0] == "max" and r[1] != "sign_in"]
+    assert looks == [("max", "open_client", cid)] + [("max", "explanation_shown", cid)] * 2
+
+
+def test_cli_is_scoped_to_the_accounts_boutiques(capsys, monkeypatch, accounts_db):
+    from seller.data.dataset import load_sample
+    clients = load_sample().clients
+    other = clients.loc[clients["home_boutique"] != "Tokyo Ginza", "client_id"].iloc[0]
+    argv = ["--client", other, "--k", "1", "--username", "anna", "--db", accounts_db]
+    assert _cli(argv, "correct horse battery", monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"client {other} is not a client of anna's boutiques" in err
+    assert ("anna", "client_refused", other) in _audit(accounts_db)
+    assert _cli(argv, "wrong password", monkeypatch) == 2
+    assert "sign-in refused" in capsys.readouterr().err
 
 
 def test_streamed_batch_matches_batch_and_starts_with_the_first_card(explainer):
