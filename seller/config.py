@@ -44,6 +44,9 @@ class DataConfig:
     # the chat's system turn in every prompt (training, serving, the text-only baseline);
     # "" = the luxury client advisor's (seller.llm.layout.LayoutConfig.system)
     system: str = ""
+    # name the reading day in the instruction ("Today is 1 December 2026."): the target's day in
+    # training, the serving day in the app, so a season "coming" is coming from that day
+    date_in_prompt: bool = False
 
     def __post_init__(self):
         for s in self.styles:

@@ -154,7 +154,8 @@ class Explainer:
         """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
         return self.recommender.recommend(client_id, k=k, exclude_purchased=exclude_purchased)
 
-    def step(self, client_id: str, item_ids: list[str], style: str, before_ts: int | None = None):
+    def step(self, client_id: str, item_ids: list[str], style: str, before_ts: int | None = None,
+             today: date | None = None):
         """The explanation step (seller.adapter.pipeline) for candidates of one client: soft
         prompts, gate weights, cited events and layouts; `before_ts` (unix s) hides the history
         from then on (held-out evaluation), None = the whole history."""
@@ -165,11 +166,12 @@ class Explainer:
         for item_id in item_ids:
             self.dataset.item(item_id)  # UnknownIdError naming the id
         with torch.no_grad():
-            return self.pipe.step([StepRequest(client_id, item_id, style, before_ts) for item_id in item_ids])
+            return self.pipe.step([StepRequest(client_id, item_id, style, before_ts, today=today)
+                                   for item_id in item_ids])
 
-    def _prepare(self, client_id: str, item_ids: list[str], style: str):
+    def _prepare(self, client_id: str, item_ids: list[str], style: str, today: date | None = None):
         """(layout, soft prompts, gate weights by expert name, cited event ids) per candidate."""
-        st = self.step(client_id, item_ids, style)
+        st = self.step(client_id, item_ids, style, today=today)
         return [(st.layouts[b], st.output.soft_prompts[b].float().numpy(),
                  {n: round(float(w), 4) for n, w in zip(self.adapter.expert_names, st.output.gate_weights[b])},
                  st.cited[b]) for b in range(len(item_ids))]
@@ -182,7 +184,7 @@ class Explainer:
             many = self.explain_many(client_id, [item_id], style, stream=stream, today=today)
             return CheckedStream(many) if stream else many[0]
         t0 = time.perf_counter()
-        layout, soft, gates, cited = self._prepare(client_id, [item_id], style)[0]
+        layout, soft, gates, cited = self._prepare(client_id, [item_id], style, today)[0]
         if stream:
             chunks = self.llm.stream(layout, soft, max_tokens=self.max_tokens, sampling=self.sampling,
                                      stop=self.stop)
@@ -211,7 +213,7 @@ class Explainer:
                 out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed))
             return out
 
-        chunks = self._decode_batches(client_id, item_ids, style, walls, metas)
+        chunks = self._decode_batches(client_id, item_ids, style, walls, metas, today)
         if self.guard is not None:
             chunks = self._checked(chunks, client_id, item_ids, style, today, metas, checked)
         results = ExplanationsStream(chunks, finish)
@@ -221,11 +223,12 @@ class Explainer:
             pass
         return results.explanations
 
-    def _decode_batches(self, client_id: str, item_ids: list[str], style: str, walls: dict, metas: dict):
+    def _decode_batches(self, client_id: str, item_ids: list[str], style: str, walls: dict, metas: dict,
+                        today: date | None):
         n = self.llm.n_seq_max
         for start in range(0, len(item_ids), n):
             t0 = time.perf_counter()
-            jobs = self._prepare(client_id, item_ids[start:start + n], style)
+            jobs = self._prepare(client_id, item_ids[start:start + n], style, today)
             for k, (_, _, gates, cited) in enumerate(jobs):
                 metas[start + k] = (gates, cited)
             for k, chunk in self.llm.stream_many([j[0] for j in jobs], [j[1] for j in jobs],

@@ -218,6 +218,35 @@ def test_layout_describes_the_candidate_with_its_aspects_and_the_configs_system_
     assert "You sell guitars." in text(music, a) and "luxury" in text(plain, a) and "luxury" not in text(music, a)
 
 
+def test_date_in_prompt_names_the_reading_day(sample, backbone):
+    """data.date_in_prompt: training and evaluation prompts name the day the history is cut at,
+    serving prompts the day the cards are read; off (the default, and every model trained before
+    the option) the prompt is unchanged."""
+    from datetime import date, datetime, timezone
+
+    from seller.adapter.base import AdapterShape
+    from seller.adapter.io import build_adapter
+    from seller.adapter.pipeline import ExplanationPipeline
+    from seller.config import AdapterConfig
+    from seller.recommend import Recommender
+
+    rec = Recommender.from_pretrained(RECOMMENDER, sample)
+    shape = AdapterShape(rec.config.d_model, rec.config.d_model, backbone.n_embd, backbone.embedding_rms)
+    adapter = build_adapter(AdapterConfig(n_prompts=4), shape).eval()
+    client, item = str(sample.clients["client_id"].iloc[0]), rec.item_ids[0]
+    dated = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, DataConfig(date_in_prompt=True))
+    plain = ExplanationPipeline(sample, rec, adapter, backbone.tokenizer, DataConfig())
+
+    def text(pipe, before_ts=None, today=None):
+        layout = pipe.layout(client, item, "occasion", before_ts, [], today=today)
+        return backbone.tokenizer.decode([t for s in layout.segments if s.kind != "soft" for t in s.ids])
+
+    cut = int(datetime(2026, 3, 2, 15, tzinfo=timezone.utc).timestamp())
+    assert "Today is 2 March 2026." in text(dated, before_ts=cut)
+    assert "Today is 24 December 2026." in text(dated, today=date(2026, 12, 24))
+    assert "Today is" not in text(plain, before_ts=cut) and "Today is" not in text(plain, today=date(2026, 12, 24))
+
+
 def test_checkpoint_holds_every_trainable_module(tmp_path):
     """--resume restores the adapter, the LoRA weights (only those: the base is the GGUF's) and
     jointly trained encoders; a checkpoint lacking one the run trains fails instead of silently

@@ -11,6 +11,7 @@ collection). Client names are never part of a prompt.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import pandas as pd
 
@@ -34,10 +35,14 @@ def _val(row, key) -> str:
     return str(v).strip()
 
 
-def instruction(style: str) -> str:
+def instruction(style: str, day: date | None = None) -> str:
+    """The style's instruction; with `day`, the day the card is read, so "coming" seasons are
+    coming from that day (`DataConfig.date_in_prompt`)."""
     if style not in INSTRUCTIONS:
         raise ValueError(f"unknown explanation style {style!r} (choose from {', '.join(INSTRUCTIONS)})")
-    return INSTRUCTIONS[style]
+    if day is None:
+        return INSTRUCTIONS[style]
+    return f"{INSTRUCTIONS[style]} Today is {day.day} {MONTHS[day.month - 1]} {day.year}."
 
 
 def date_text(ts: pd.Timestamp) -> str:

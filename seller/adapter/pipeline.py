@@ -11,6 +11,7 @@ benchmark all call it, so the LLM sees the same words and the adapter the same t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ class StepRequest:
     before_ts: int | None = None
     target: str | None = None  # the reference text (training and validation losses)
     gold_cited: tuple[str, ...] = ()  # the events the reference cites: the related facts when given
+    today: date | None = None  # the reading day when the history is not cut (serving); None = UTC today
 
 
 @dataclass
@@ -106,8 +108,16 @@ class ExplanationPipeline:
                          [e for e, _ in self.cited(att, hist[b], self.cfg.related_facts)])
             if layouts:
                 built.append(self.layout(r.client_id, r.item_id, r.style, r.before_ts, cited[b], target=r.target,
-                                         max_target_tokens=max_target_tokens))
+                                         max_target_tokens=max_target_tokens, today=r.today))
         return ExplanationStep(out, inp, hist, gold, cited, built)
+
+    def _reading_day(self, before_ts: int | None, today: date | None) -> date | None:
+        """The day the prompt names (None when `data.date_in_prompt` is off)."""
+        if not self.cfg.date_in_prompt:
+            return None
+        if before_ts is not None:
+            return datetime.fromtimestamp(int(before_ts), timezone.utc).date()
+        return today or datetime.now(timezone.utc).date()
 
     def history_before(self, client_id: str, before_ts: int | None) -> ClientSequence:
         """The client's events strictly before `before_ts` (all when None), cut to the window."""
@@ -139,9 +149,11 @@ class ExplanationPipeline:
 
     def layout(self, client_id: str, item_id: str, style: str, before_ts: int | None,
                related_event_ids: list[str], target: str | None = None,
-               max_target_tokens: int | None = None, max_positions: int | None = None) -> Layout:
+               max_target_tokens: int | None = None, max_positions: int | None = None,
+               today: date | None = None) -> Layout:
         """The prompt for one explanation. `before_ts` (unix s) limits the history facts to
-        events strictly before it (training); None = the whole history (serving)."""
+        events strictly before it (training, evaluation: the day read is then that day's);
+        None = the whole history (serving, read on `today`)."""
         facts, fact_ids = self._history_facts(client_id, before_ts)
         # related facts go last in the history: before the soft prompts, so training computes
         # them without autograd; a related event already listed moves down with its detail
@@ -152,7 +164,8 @@ class ExplanationPipeline:
             ids = self.tokenizer.encode(target)
             if len(ids) > max_target_tokens:
                 target = self.tokenizer.decode(ids[:max_target_tokens])
-        return build_layout(self.tokenizer, instruction=instruction(style), history=facts,
+        return build_layout(self.tokenizer, instruction=instruction(style, self._reading_day(before_ts, today)),
+                            history=facts,
                             item=item_text(self.items.loc[item_id], self.item_aspects.get(item_id, ())),
                             n_soft=self.n_soft, target=target, max_positions=max_positions,
                             config=self.layout_config)
