@@ -265,7 +265,7 @@ class GroundedSentenceBuilder:
             found = self._occasion_time(self._items.get(item_id, {}), today.date())
             if found:  # strong with a piece it goes with: a shared detail or other clients' choice
                 if co and not shared:
-                    return Evidence(found[0], style, (co[0],), (), {**found[1], "clients": co[1]}, True)
+                    return Evidence("co_occurrence", style, (co[0],), (), {**found[1], "clients": co[1]}, True)
                 mate = self._companion(item_id, ranked)
                 if mate is not None:
                     return Evidence(found[0], style, (mate[1],), mate[2], found[1], strong=True)
@@ -400,9 +400,11 @@ class GroundedSentenceBuilder:
         today = _utc(today)
         if not found.rows:
             return self._alone(found.style, item, this, today.date(), rng)
+        if found.style == "occasion" and found.kind != "follow_on":
+            return self._occasion(found, item, this, history, rng)
         realise = {"shared_detail": self._shared_detail, "taste_line": self._taste,
                    "collection_drift": self._moved, "co_occurrence": self._followed,
-                   "follow_on": self._follow_on}.get(found.kind, self._occasion)
+                   "follow_on": self._follow_on}[found.kind]
         return realise(found, item, this, history, rng)
 
     def _shared_detail(self, found, item, this, history, rng) -> str:

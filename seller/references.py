@@ -87,7 +87,7 @@ def mine_references(dataset, styles=STYLES, clients=None, seed: int = 0) -> pd.D
     if not rows:
         raise NothingToMineError(
             f"dataset {dataset.name!r}: no reference could be mined ({len(dataset.events)} events, "
-            f"{len(targets)} targets: purchases, try-ons or wishlists after an earlier event of "
+            f"{len(targets)} target(s): purchases, try-ons or wishlists after an earlier event of "
             f"the same client; none with evidence for {', '.join(styles)})")
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame.attrs.update(targets=len(targets), rejected=rejected)
