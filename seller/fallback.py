@@ -253,25 +253,29 @@ class GroundedSentenceBuilder:
         if not ranked:
             return Evidence("none", style)
         _, row, shared = ranked[0]
+        # the caller's cited event when given, else the best piece that shares a detail
+        match = ranked[0] if ranked[0][0][0] else next((r for r in ranked if r[2]), None)
         co = self._co_occurrence(item_id, past, history)
-        if style == "feature":
-            if shared:
-                return Evidence("shared_detail", style, (row,), shared, strong=True)
-        elif style == "style":
+        if style == "style":
             found = self._taste_line(item_id, past) or self._drift(item_id, past)
-            if found and cited_event_id is None:
+            if found:
                 return found
-        else:
-            found = self._occasion_time(self._items.get(item_id, {}), today.date())
+        if style == "occasion":
+            item = self._items.get(item_id, {})
+            found = self._occasion_time(item, today.date())
             if found:  # strong with a piece it goes with: a shared detail or other clients' choice
                 if co and not shared:
                     return Evidence("co_occurrence", style, (co[0],), (), {**found[1], "clients": co[1]}, True)
                 mate = self._companion(item_id, ranked)
                 if mate is not None:
                     return Evidence(found[0], style, (mate[1],), mate[2], found[1], strong=True)
-                return Evidence(found[0], style, (row,), shared, found[1])
+            # weak: the calendar's moment alone (the piece's season aside)
+            found = found or self._occasion_time({}, today.date())
+            return Evidence(found[0], style, (row,), shared, found[1])
         if co and not shared:
             return Evidence("co_occurrence", style, (co[0],), (), {"clients": co[1]}, strong=True)
+        if match and match[2]:  # feature: strong; style: one piece is no taste line yet (weak)
+            return Evidence("shared_detail", style, (match[1],), match[2], strong=style == "feature")
         return Evidence("follow_on", style, (row,), shared)
 
     def _companion(self, item_id: str, ranked: list):
@@ -402,6 +406,8 @@ class GroundedSentenceBuilder:
             return self._alone(found.style, item, this, today.date(), rng)
         if found.style == "occasion" and found.kind != "follow_on":
             return self._occasion(found, item, this, history, rng)
+        if found.style == "style" and found.kind == "shared_detail":
+            return self._one_piece_taste(found, item, this, history, rng)
         realise = {"shared_detail": self._shared_detail, "taste_line": self._taste,
                    "collection_drift": self._moved, "co_occurrence": self._followed,
                    "follow_on": self._follow_on}[found.kind]
@@ -433,6 +439,11 @@ class GroundedSentenceBuilder:
             f"Like {both}, {this} comes {adj}, a taste they keep returning to.",
             f"Their taste keeps coming back to pieces {adj}, as {both} show, and {this} fits right in.",
         ])
+
+    def _one_piece_taste(self, found, item, this, history, rng) -> str:
+        """Weak style: the taste one past piece shows (the fallback only)."""
+        end = self._event(found.rows[0], history, self._who(rng), True)
+        return f"{_upper(this)} carries on the taste shown by {end}: both come {self._adj(item, found.shared[:2])}."
 
     def _moved(self, found, item, this, history, rng) -> str:
         later, earlier = found.rows
