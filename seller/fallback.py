@@ -142,6 +142,7 @@ class GroundedSentenceBuilder:
         if not kind:  # a piece known by name only is called by its name
             stem = self._stem_name(item)
             return f"this {stem}" if stem else "this piece"
+        kind = kind.lower() if kind.istitle() and " " not in kind else kind  # "Comedy" -> "comedy"
         return f"this pair of {kind}" if comes_in_pairs(item.get('subcategory')) else f"this {kind}"
 
     @staticmethod
@@ -427,7 +428,8 @@ class GroundedSentenceBuilder:
                 also = (f", and it comes from the same {item['collection']} collection" if origin == "collection"
                         else f", and both are by {item['maison']}")
             forms += [f"{_upper(this)} shares {nouns} of {mid}{also}.",
-                      f"{_upper(this)} picks up {nouns} of {mid}{also}."]
+                      f"{_upper(this)} echoes {nouns} of {mid}{also}.",
+                      f"{_upper(this)} has {nouns} in common with {end}."]
         return rng.choice(forms)
 
     def _taste(self, found, item, this, history, rng) -> str:
