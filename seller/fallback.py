@@ -179,7 +179,7 @@ class GroundedSentenceBuilder:
         """"the Valmonde Passport Holder" (its model alone when no other piece in view shares
         it), "the pair of ..." for pieces that come in pairs."""
         past = self._items[str(row["item_id"])]
-        stems = [self._stem(self._items.get(str(i), {})) for i in set(history["item_id"].astype(str))]
+        stems = [self._stem(self._items.get(str(i), {})) for i in history["item_id"].unique()]
         name = self._stem_name(past) if stems.count(self._stem(past)) == 1 else past["name"]
         return f"the pair of {name}" if comes_in_pairs(past.get('subcategory')) else f"the {name}"
 
@@ -209,7 +209,8 @@ class GroundedSentenceBuilder:
         the candidate, not another colourway of it, no returns, items in the catalogue."""
         if history is None or len(history) == 0:
             return []
-        h = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True))
+        h = history[[c for c in ("event_id", "item_id", "event_type") if c in history]].assign(
+            timestamp=pd.to_datetime(history["timestamp"], utc=True))
         mine = self._stem(self._items.get(item_id, {}))
         out = []
         for row in h[h["timestamp"] < today].to_dict("records"):
