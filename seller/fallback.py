@@ -226,7 +226,7 @@ class GroundedSentenceBuilder:
         if shared:
             adj = self._shared_adj(item, shared[:2])
             return rng.choice([
-                f"{when}, {this} pairs with {end}: both come {adj}.",
+                f"{when}, {this} goes with {end}: both come {adj}.",
                 f"{when}, {this} {adj} goes well with {end}.",
             ])
         return rng.choice([
