@@ -50,6 +50,7 @@ RECENT_DAYS = 365  # an event older than a year is cited only when nothing later
 RECENT_WEEKS = 13  # within a season, a piece is what the client is thinking of now
 RECENT_PIECES = 6  # distinct pieces the style sentence looks back over for a leaning
 LAUNCH_DAYS = 60  # a launch this recent is news worth an occasion sentence
+DRIFT_GAP = pd.Timedelta(days=14)  # a move between collections takes more than one visit
 FOLLOW_WINDOW = 5  # "went on to": among a client's next five distinct pieces
 MIN_CLIENTS = 2  # other clients a co-occurrence needs before it is said
 BLANK = ("", "none", "clear", "n/a", "nan")  # values that are no detail to share
@@ -270,7 +271,10 @@ class GroundedSentenceBuilder:
                     return Evidence("co_occurrence", style, (co[0],), (), {**found[1], "clients": co[1]}, True)
                 mate = self._companion(item_id, ranked)
                 if mate is not None:
-                    return Evidence(found[0], style, (mate[1],), mate[2], found[1], strong=True)
+                    kind = found[0]
+                    if found[1].get("launched") == _utc(mate[1]["timestamp"]).date():
+                        kind = "season"  # "launched on D ... bought on D" says one day twice
+                    return Evidence(kind, style, (mate[1],), mate[2], found[1], strong=True)
             # weak: the calendar's moment alone (the piece's season aside)
             found = found or self._occasion_time({}, today.date())
             return Evidence(found[0], style, (row,), shared, found[1])
@@ -344,7 +348,7 @@ class GroundedSentenceBuilder:
         later = next((r for r in engaged if self._items[str(r["item_id"])].get("collection") == new), None)
         if later is None:
             return None
-        earlier = next((r for r in engaged if r["timestamp"] < later["timestamp"]
+        earlier = next((r for r in engaged if r["timestamp"] < later["timestamp"] - DRIFT_GAP
                         and self._items[str(r["item_id"])].get("collection", "").lower() not in BLANK
                         and self._items[str(r["item_id"])]["collection"] != new), None)
         if earlier is None or any(self._items[str(r["item_id"])].get("collection") == new
@@ -435,12 +439,13 @@ class GroundedSentenceBuilder:
 
     def _taste(self, found, item, this, history, rng) -> str:
         adj, who = self._adj(item, found.shared), self._who(rng)
+        other = "they" if who == "the client" else "the client"  # one subject said twice reads as a stutter
         newer, older = found.rows
-        both = f"{self._event(older, history, who)} and {self._event(newer, history, who)}"
+        both = f"{self._event(older, history, who)} and {self._event(newer, history, other)}"
         return rng.choice([
             f"Pieces {adj} keep returning in their choices, as {both} show; {this} continues that line.",
-            f"Like {both}, {this} comes {adj}, a taste they keep returning to.",
-            f"Their taste keeps coming back to pieces {adj}, as {both} show, and {this} fits right in.",
+            f"Like {both}, {this} comes {adj}, a detail they keep choosing.",
+            f"Their taste keeps coming back to pieces {adj}, as {both} show, and {this} follows that taste.",
         ])
 
     def _one_piece_taste(self, found, item, this, history, rng) -> str:
@@ -459,15 +464,11 @@ class GroundedSentenceBuilder:
                            f"Their choices have moved on since {old}: {both}."])
 
     def _followed(self, found, item, this, history, rng) -> str:
-        row = found.rows[0]
-        n, the = _number(found.detail["clients"]), self._piece(row, history)
-        verb, when = self._when(row)
-        on = "" if verb.endswith(" on") else " on"
-        return rng.choice([
-            f"After {self._event(row, history, self._who(rng))}, {this} is a natural next step: "
-            f"{n} other clients who chose {the} went on to it.",
-            f"{_upper(n)} other clients who chose {the} went on to {this}; the client {verb} "
-            f"{the}{on} {when}.",
+        row, n = found.rows[0], _number(found.detail["clients"])
+        event = self._event(row, history, self._who(rng))
+        return rng.choice([  # each piece named once: a name said twice reads as a stutter
+            f"After {event}, {this} is a natural next step: {n} other clients made the same move.",
+            f"{_upper(this)} often comes next after {event}: {n} other clients made that move.",
         ])
 
     def _follow_on(self, found, item, this, history, rng) -> str:
@@ -495,7 +496,7 @@ class GroundedSentenceBuilder:
             return (f"{moment}, {this} would follow on well from {end}, as it has for "
                     f"{_number(found.detail['clients'])} other clients.")
         both = f": both come {self._adj(item, found.shared[:2])}" if found.shared else ""
-        if "launched" in found.detail:
+        if found.kind == "launch":
             return (f"Launched on {_day(found.detail['launched'])}, {this} arrives in time for "
                     f"{found.detail['season']} and would go well with {end}{both}.")
         own = self._own(item) if not found.shared else ""
