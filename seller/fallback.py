@@ -172,7 +172,7 @@ class GroundedSentenceBuilder:
         look = " ".join(item[c] for c in ("color", "material") if c in columns)
         parts = [f"in {look}" if look else "",  # attributes follow the piece they belong to
                  f"with {item['hardware']} hardware" if "hardware" in columns else "",
-                 f"from the {item['collection']} collection" if "collection" in columns else
+                 f"from {_collection(item['collection'])}" if "collection" in columns else
                  (f"from {item['maison']}" if "maison" in columns else "")]
         return " ".join(p for p in parts if p)
 
@@ -430,7 +430,7 @@ class GroundedSentenceBuilder:
             nouns = _and([self._noun(item, c) for c in look])
             also = ""
             if origin:  # after the past piece's name: the verifier reads it as that piece's
-                also = (f", and it comes from the same {item['collection']} collection" if origin == "collection"
+                also = (f", and both come from {_collection(item['collection'])}" if origin == "collection"
                         else f", and both are by {item['maison']}")
             forms += [f"{_upper(this)} shares {nouns} of {mid}{also}.",
                       f"{_upper(this)} echoes {nouns} of {mid}{also}.",
@@ -457,9 +457,9 @@ class GroundedSentenceBuilder:
         later, earlier = found.rows
         verb, when = self._when(earlier)
         on = "" if verb.endswith(" on") else " on"
-        old = f"{self._piece(earlier, history)} from the {found.detail['from']} collection, {verb}{on} {when}"
-        both = (f"{self._event(later, history, self._who(rng))} and {this} both come from the "
-                f"{item['collection']} collection")
+        old = f"{self._piece(earlier, history)} from {_collection(found.detail['from'])}, {verb}{on} {when}"
+        both = (f"{self._event(later, history, self._who(rng))} and {this} both come from "
+                f"{_collection(item['collection'])}")
         return rng.choice([f"Since {old}, their choices have moved on: {both}.",
                            f"Their choices have moved on since {old}: {both}."])
 
@@ -509,6 +509,11 @@ class GroundedSentenceBuilder:
             moment = self._occasion_time(item, today) or ("season", {"season": season_of(today)[0], "begins": True})
             return f"{self._moment(moment[1], rng)}, {this}{' ' + own if own else ''} is ready to show."
         return f"{_upper(this)} comes {own}." if own else f"{_upper(this)} is from the current catalogue."
+
+
+def _collection(value: str) -> str:
+    """"the Riviera collection"; a year stored as the collection (films) is just the year."""
+    return value if value.isdigit() else f"the {value} collection"
 
 
 def _number(n: int) -> str:
