@@ -24,6 +24,11 @@ those strictly before `today` count. Claim types (CLAIM_TYPES):
 - word: every other word must be English (pyspellchecker's English list) or catalogue vocabulary.
 - time: a season ("this summer") must be the current or the next one on `today`, an
   a "next" or "upcoming" one no further than two ahead; a festive occasion must be close ahead. Other occasions (a wedding) are unchecked: the data holds no calendar.
+- coherence: what a strict reader rejects in a text with no false fact (a phrase said twice,
+  a piece compared with itself, stacked openers, a sentence that breaks off...): one failed
+  claim per fault, its rule first in the reason (seller.coherence.RULES).
+- evidence: the reason rests on a past event, a verb or day attached to another piece of the
+  client's history that they really did ("the Oriel Tote they viewed on 3 May 2026").
 What cannot be checked (an item without attributes, an empty history) is reported as an
 "unchecked" claim with its reason; the verifier never raises on odd text or odd names.
 """
@@ -38,7 +43,9 @@ from functools import lru_cache
 
 import pandas as pd
 
-CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time")
+from seller.coherence import Span, coherence_faults
+
+CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time", "coherence", "evidence")
 ATTRIBUTES = ("maison", "collection", "color", "material", "hardware")
 NAME_COLUMNS = ("name", "stem", "line")  # full name, name before " in ", its first word
 EVENT_VERBS = {  # phrase -> event type; longest phrases are tried first
@@ -265,6 +272,8 @@ class ClaimVerifier:
         """Every claim `text` makes about candidate `item_id` for a client with `history`
         (events before `today` count), read on `today`."""
         text = unicodedata.normalize("NFC", str(text or ""))
+        if not text.strip():
+            return Verification(text, ())  # nothing said, nothing to check (the guard shows none)
         day = pd.Timestamp(today)
         day = (day.tz_localize("UTC") if day.tzinfo is None else day.tz_convert("UTC"))
         claims: list[Claim] = []
@@ -285,6 +294,8 @@ class ClaimVerifier:
         claims += self._attributes(text, mentions, candidate)
         claims += self._words_claims(tokens, covered, text)
         claims += self._time(text, day)
+        claims += self._coherence(text, tokens, covered, mentions, dates, verbs, candidate)
+        claims += self._evidence(text, claims, candidate, events)
         return Verification(text, tuple(sorted(claims, key=lambda c: (c.start, c.end, c.type))))
 
     # ------------------------------------------------------------------ parsing
@@ -666,6 +677,34 @@ class ClaimVerifier:
             out.append(Claim("time", m.start(), m.end(), m.group(0), "unchecked",
                              "the data holds no calendar of the client's occasions"))
         return out
+
+    @staticmethod
+    def _evidence(text, claims, candidate, events) -> list[Claim]:
+        """The reason must rest on a past event: a verb or a day attached to another piece of
+        the history that the client really did (every sample reference has one)."""
+        if not any(i != candidate.item_id for i, _, _ in events):
+            return [Claim("evidence", 0, len(text), text, "unchecked",
+                          "the client has no earlier event with another piece to rest on")]
+        cited = next((c for c in claims if c.type in ("verb", "date") and c.verdict == "pass"
+                      and c.item_id not in (None, candidate.item_id)), None)
+        if cited is not None:
+            return [Claim("evidence", cited.start, cited.end, cited.text, "pass",
+                          "rests on the client's own event", cited.item_id)]
+        return [Claim("evidence", 0, len(text), text, "fail", "names no past event of the "
+                      "client's (a piece they viewed, tried on or bought) for the reason to rest on")]
+
+    @staticmethod
+    def _coherence(text, tokens, covered, mentions, dates, verbs, candidate) -> list[Claim]:
+        """seller.coherence's faults, read on this parse, as failed "coherence" claims."""
+        names = [Span(m.start, m.end, m.item_id) for m in mentions if m.role == "item" and m.item_id]
+        subjects = [Span(m.start, m.end, m.item_id) for m in mentions if m.role == "candidate"]
+        catalogue = [Span(tokens[j].start(), tokens[j].end()) for j in covered] + [
+            Span(m.start, m.end) for m in mentions]
+        faults = coherence_faults(
+            text, candidate.item_id, names, subjects, [Span(a, b) for a, b, *_ in dates],
+            [Span(a, b, m.item_id if m else None) for a, b, _, m in verbs], catalogue)
+        return [Claim("coherence", f.start, f.end, text[f.start:f.end], "fail",
+                      f"{f.rule}: {f.reason}") for f in faults]
 
 
 def summarise(results: list[Verification]) -> dict:
