@@ -351,9 +351,13 @@ class GroundedSentenceBuilder:
         earlier = next((r for r in engaged if r["timestamp"] < later["timestamp"] - DRIFT_GAP
                         and self._items[str(r["item_id"])].get("collection", "").lower() not in BLANK
                         and self._items[str(r["item_id"])]["collection"] != new), None)
-        if earlier is None or any(self._items[str(r["item_id"])].get("collection") == new
-                                  and r["timestamp"] < earlier["timestamp"] for r in engaged):
-            return None  # no move: the collection was theirs before
+        if earlier is None:
+            return None
+        old = self._items[earlier["item_id"]]["collection"]
+        if any((self._items[r["item_id"]].get("collection") == new and r["timestamp"] < earlier["timestamp"])
+               or (self._items[r["item_id"]].get("collection") == old and r["timestamp"] > later["timestamp"])
+               for r in engaged):
+            return None  # no move: the new collection was theirs before, or they went back
         return Evidence("collection_drift", "style", (later, earlier), ("collection",),
                         {"from": self._items[str(earlier["item_id"])]["collection"]}, True)
 
