@@ -47,6 +47,10 @@ class DataConfig:
     # name the reading day in the instruction ("Today is 1 December 2026."): the target's day in
     # training, the serving day in the app, so a season "coming" is coming from that day
     date_in_prompt: bool = False
+    # cite the event seller.fallback's evidence engine picks (not the adapter's attention) and
+    # name its reason in the prompt ("Reason: shares colour Fuchsia"): the mined references
+    # (data.explanations = "mined") rest on the same evidence, so the LLM learns to say it
+    evidence_prompt: bool = False
 
     def __post_init__(self):
         for s in self.styles:

@@ -118,6 +118,27 @@ def history_facts(history: pd.DataFrame, items: pd.DataFrame, max_facts: int) ->
     return lines, list(chosen["event_id"])
 
 
+def evidence_fact(found, item) -> str:
+    """The reason seller.fallback's evidence engine found for the candidate `item` (a row of
+    Dataset.items), as the prompt line the LLM puts into words (`DataConfig.evidence_prompt`):
+    'Reason: shares colour Fuchsia, hardware ruthenium' / 'Reason: coming: winter'."""
+    details = [f"{'colour' if c == 'color' else c} {_val(item, c)}" for c in found.shared if _val(item, c)]
+    d = found.detail
+    parts = {
+        "shared_detail": [f"shares {', '.join(details)}"] if details else [],
+        "taste_line": [f"both pieces share {', '.join(details)}"] if details else [],
+        "collection_drift": [f"moved from the {d.get('from')} collection to the item's"],
+        "co_occurrence": [f"{d.get('clients')} other clients went on from it to the item"],
+        "holidays": ["coming: the holidays"],
+        "season": [f"coming: {d.get('season')}", f"shares {', '.join(details)}" if details else ""],
+        "launch": [f"launched {date_text(pd.Timestamp(d['launched']))}" if d.get("launched") else "",
+                   f"coming: {d.get('season')}", f"shares {', '.join(details)}" if details else ""],
+    }.get(found.kind, [])
+    if found.kind in ("holidays", "co_occurrence") and details:
+        parts.append(f"shares {', '.join(details)}")
+    return "Reason: " + ("; ".join(p for p in parts if p) or "none")
+
+
 def related_fact(event, item) -> str:
     """A history line for an event the adapter found related to the candidate, with the
     attributes explanations match on, marked so the LLM knows which facts concern the item."""

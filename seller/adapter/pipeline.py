@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from seller.adapter.base import AdapterInputs, AdapterOutput
-from seller.adapter.facts import history_facts, instruction, item_text, layout_config, related_fact
+from seller.adapter.facts import (evidence_fact, history_facts, instruction, item_text, layout_config,
+                                  related_fact)
 from seller.config import STYLES, DataConfig
 from seller.data.sequences import ClientSequence
 from seller.llm.layout import Layout, build_layout
@@ -62,6 +63,7 @@ class ExplanationPipeline:
         self._rows = {iid: r for r, iid in enumerate(recommender.item_ids)}
         self.n_soft = adapter.n_soft_prompts
         self._facts: dict[tuple, tuple[list[str], list[str]]] = {}  # see _history_facts
+        self._evidence = None  # seller.fallback.GroundedSentenceBuilder, when data.evidence_prompt
 
     def history(self, client_id: str, n_events: int | None = None) -> ClientSequence:
         """The client's first `n_events` events (all when None), cut to the encoder's window."""
@@ -104,11 +106,17 @@ class ExplanationPipeline:
             inside = set(hist[b].event_ids)
             gold.append([g for g in r.gold_cited if g in inside])
             att = None if out.attention is None else out.attention[b]
-            cited.append(gold[b][: self.cfg.related_facts] if gold[b] else
-                         [e for e, _ in self.cited(att, hist[b], self.cfg.related_facts)])
+            reason = None
+            if self.cfg.evidence_prompt:
+                found = self.evidence(r.client_id, r.item_id, r.style, r.before_ts, r.today)
+                cited.append([str(row["event_id"]) for row in found.rows][: max(1, self.cfg.related_facts)])
+                reason = evidence_fact(found, self.items.loc[r.item_id])
+            else:
+                cited.append(gold[b][: self.cfg.related_facts] if gold[b] else
+                             [e for e, _ in self.cited(att, hist[b], self.cfg.related_facts)])
             if layouts:
                 built.append(self.layout(r.client_id, r.item_id, r.style, r.before_ts, cited[b], target=r.target,
-                                         max_target_tokens=max_target_tokens, today=r.today))
+                                         max_target_tokens=max_target_tokens, today=r.today, reason=reason))
         return ExplanationStep(out, inp, hist, gold, cited, built)
 
     def _reading_day(self, before_ts: int | None, today: date | None) -> date | None:
@@ -118,6 +126,16 @@ class ExplanationPipeline:
         if before_ts is not None:
             return datetime.fromtimestamp(int(before_ts), timezone.utc).date()
         return today or datetime.now(timezone.utc).date()
+
+    def evidence(self, client_id: str, item_id: str, style: str, before_ts: int | None, today: date | None):
+        """seller.fallback's evidence for the candidate, from the history before the cut, read
+        on the same day the prompt names."""
+        from seller.fallback import GroundedSentenceBuilder
+        if self._evidence is None:
+            self._evidence = GroundedSentenceBuilder(self.dataset.items, self.dataset.events)
+        before = None if before_ts is None else pd.Timestamp(int(before_ts), unit="s", tz="UTC")
+        day = before if before is not None else pd.Timestamp(today or datetime.now(timezone.utc).date(), tz="UTC")
+        return self._evidence.evidence(item_id, self.dataset.client_history(client_id, before=before), style, day)
 
     def history_before(self, client_id: str, before_ts: int | None) -> ClientSequence:
         """The client's events strictly before `before_ts` (all when None), cut to the window."""
@@ -150,7 +168,7 @@ class ExplanationPipeline:
     def layout(self, client_id: str, item_id: str, style: str, before_ts: int | None,
                related_event_ids: list[str], target: str | None = None,
                max_target_tokens: int | None = None, max_positions: int | None = None,
-               today: date | None = None) -> Layout:
+               today: date | None = None, reason: str | None = None) -> Layout:
         """The prompt for one explanation. `before_ts` (unix s) limits the history facts to
         events strictly before it (training, evaluation: the day read is then that day's);
         None = the whole history (serving, read on `today`)."""
@@ -160,6 +178,7 @@ class ExplanationPipeline:
         related = [e for e in related_event_ids if e in self.events.index]
         facts = [f for f, e in zip(facts, fact_ids) if e not in related]
         facts += [related_fact(self.events.loc[e], self.items.loc[self.events.loc[e, "item_id"]]) for e in related]
+        facts += [reason] if reason else []
         if target is not None and max_target_tokens:
             ids = self.tokenizer.encode(target)
             if len(ids) > max_target_tokens:
