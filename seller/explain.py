@@ -17,12 +17,14 @@ torch modules) make the soft prompts, llama.cpp decodes. The history facts come 
 layout, so `explain_many` shares the client's prefix in the KV cache across candidates.
 
 CLI: `seller explain --username U [--password-stdin] --client C001 [--item I0035] [--style feature]
-[--k 5] [--model models/sample]`: signed in like the app, scoped to the account's boutiques, and
-each look recorded in the activity log.
+[--k 5] [--data STORE] [--model models/sample]`: signed in like the app, scoped to the account's
+boutiques, and each look recorded in the activity log. The clients come from --data, else env
+SELLER_DATA (as the app), else the store the model was trained on (the sample for models/sample).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -269,6 +271,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--item", help="explain this item instead of the top-k recommendations")
     parser.add_argument("--style", default="feature", choices=STYLES)
     parser.add_argument("--k", type=int, default=3, help="recommendations to explain")
+    parser.add_argument("--data", default=None,
+                        help="store dir (seller import) or CSV folder whose clients are served "
+                             "(default: env SELLER_DATA, else the store the model was trained on)")
     parser.add_argument("--model", default="models/sample", help="trained model folder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--username", required=True,
@@ -277,15 +282,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None, help="feedback database URL (default: SELLER_DB_URL or SELLER_DB_PATH)")
 
 
-def _signed_in(args, dataset):
-    """(scope, audit log) of the account signing in, as the app's form does; SignInError else."""
+def _signed_in(args, serving_sample: bool):
+    """(account, audit log) of the one signing in, as the app's form does; SignInError else."""
     import getpass
     import sys
 
     from seller.feedback.audit import AuditLog
     from seller.feedback.store import FeedbackStore
     from seller.feedback.users import AccountDirectory
-    from seller.scope import ClientScope
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif sys.stdin.isatty():
@@ -293,20 +297,24 @@ def _signed_in(args, dataset):
     else:
         raise ValueError("no terminal to ask for the password: pipe it in with --password-stdin")
     store = FeedbackStore(args.db)
-    account = AccountDirectory(store).authenticate(args.username, password, serving_sample=dataset.name == "sample")
-    return ClientScope.of(dataset, account), AuditLog(store)
+    account = AccountDirectory(store).authenticate(args.username, password, serving_sample=serving_sample)
+    return account, AuditLog(store)
 
 
 def run(args) -> int:
     from seller.feedback.users import SignInError
-    from seller.scope import OutOfScopeError
-    ex = Explainer.from_pretrained(args.model, n_threads=args.threads)
+    from seller.data.dataset import load_dataset
+    from seller.scope import ClientScope, OutOfScopeError
+    data = args.data or os.environ.get("SELLER_DATA")
+    ex = Explainer.from_pretrained(args.model, dataset=load_dataset(data) if data else None,
+                                   n_threads=args.threads)
     try:
-        try:
-            scope, audit = _signed_in(args, ex.dataset)
+        try:  # demo accounts sign in only on the shipped sample, as in the app
+            account, audit = _signed_in(args, serving_sample=not data and ex.data_cfg.dataset == "sample")
         except SignInError as e:
             print(f"seller explain: sign-in refused: {e}", file=sys.stderr)
             return 2
+        scope = ClientScope.of(ex.dataset, account)
         model = scope.guard(ex)
         try:
             scope.require(args.client)  # on record either way
