@@ -59,6 +59,7 @@ class Explanation:
     model_version: str
     grounded: bool = False  # the model's text failed a claim: a sentence built from the evidence replaced it
     failed_claims: list[str] = field(default_factory=list)  # what the model's text got wrong (ids and catalogue words)
+    unchecked_claims: list[str] = field(default_factory=list)  # what the verifier could not check in the text shown
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Explainer:
                  guard: bool = True):
         from seller.adapter.pipeline import ExplanationPipeline
         from seller.guard import CardGuard
-        self.guard = CardGuard(dataset.items) if guard else None
+        self.guard = CardGuard(dataset.items, dataset.events) if guard else None
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
         self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg, item_aspects)
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
@@ -202,15 +203,16 @@ class Explainer:
         the cards are read (default: today, UTC); claims about time and dates are read on it."""
         item_ids = list(item_ids)
         walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
-        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed claims)
+        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed, unchecked claims)
 
         def finish(texts: dict[int, str]) -> list[Explanation]:
             out = []
             for i in range(len(item_ids)):
                 gates, cited = metas[i]
-                grounded, cited, failed = checked.get(i, (False, cited, []))
+                grounded, cited, failed, unchecked = checked.get(i, (False, cited, [], []))
                 text = texts.get(i, "") if grounded else whole_sentences(texts.get(i, ""))
-                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed))
+                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed,
+                                       unchecked))
             return out
 
         chunks = self._decode_batches(client_id, item_ids, style, walls, metas)
@@ -250,8 +252,9 @@ class Explainer:
             shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
                                      cited[0] if cited else None)
             failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
-            checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed) \
-                if shown.grounded else (False, cited, [])
+            unchecked = [f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked]
+            checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed, unchecked) \
+                if shown.grounded else (False, cited, [], unchecked)
             yield i, shown.text
 
     def close(self) -> None:
@@ -340,6 +343,8 @@ def run(args) -> int:
             head = f"{n}. {item_id}  {item.name}" + (f"  (score {score:.2f})" if score is not None else "")
             print(head)
             print(f"   {e.text}")
+            if e.unchecked_claims:
+                print(f"   could not check: {'; '.join(e.unchecked_claims)}")
             gates = ", ".join(f"{k} {v:.2f}" for k, v in sorted(e.gate_weights.items(), key=lambda kv: -kv[1]) if v > 0)
             print(f"   experts: {gates}")
             for eid in e.cited_event_ids:

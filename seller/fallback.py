@@ -13,6 +13,9 @@ stronger events (bought, tried on) and later ones first; the caller's cited even
   really share X with the candidate;
 - occasion: the season under way or next, named from `today` (never "the season ahead"),
   the holidays when they are close.
+Where the candidate shares nothing with the client's pieces (items known only by name) and
+events are given, the reason is what other clients did: "Clients often go on to this piece
+after the X the client viewed on ..." when at least MIN_CLIENTS clients went from X to it.
 Every fact comes from the catalogue and the history, every phrase is one the verifier reads
 as it is meant, so the result passes it by construction (tests/test_fallback.py checks every
 held-out sample case). Phrasing varies with `seed` between several templates per style.
@@ -26,6 +29,7 @@ from datetime import date
 
 import pandas as pd
 
+from seller.cooccurrence import MIN_CLIENTS, NextChoices
 from seller.verify import MONTHS, comes_in_pairs, seasons_ahead
 
 SHARED = ("color", "material", "hardware", "collection", "maison")  # most telling first
@@ -54,9 +58,12 @@ def _text(value) -> str:
 
 
 class GroundedSentenceBuilder:
-    def __init__(self, items: pd.DataFrame):
+    def __init__(self, items: pd.DataFrame, next_choices: NextChoices | None = None):
+        """`next_choices`: what clients went on to (seller.cooccurrence), the reason where the
+        candidate shares no attribute with the client's pieces; None: no such reason."""
         self._items = {str(r["item_id"]): {k: _text(v) for k, v in r.items()}
                        for r in items.to_dict("records")}
+        self.next_choices = next_choices
 
     # ------------------------------------------------------------------ naming pieces
     def this(self, item: dict) -> str:
@@ -116,13 +123,19 @@ class GroundedSentenceBuilder:
                 continue
             shared = self._shared(mine, past)
             chosen = cited_event_id is not None and "event_id" in h and h["event_id"].iat[pos] == cited_event_id
-            key = (chosen, bool(fresh.iat[pos]), len(shared), STRENGTH.get(kind, 0), pos)
+            # nothing shared: a piece other clients went on to the candidate from is the better reason
+            followed = not shared and self.followed(iid, item_id, today)
+            key = (chosen, bool(fresh.iat[pos]), len(shared), followed, STRENGTH.get(kind, 0), pos)
             if best_key is None or key > best_key:
                 best, best_key = pos, key
         if best is None:
             return None, ()
         row = h.iloc[best]
         return row, self._shared(mine, self._items[str(row["item_id"])])
+
+    def followed(self, earlier: str, candidate: str, today) -> bool:
+        """Other clients often went on to `candidate` after `earlier` (before `today`)."""
+        return self.next_choices is not None and self.next_choices.count(earlier, candidate, today) >= MIN_CLIENTS
 
     def _event_phrase(self, row, history: pd.DataFrame, rng: random.Random, final: bool) -> str:
         """"the Valmonde Passport Holder the client tried on on 13 May 2026", naming the model
@@ -170,7 +183,9 @@ class GroundedSentenceBuilder:
             text = self._alone(style, This, this, own, today.date(), rng)
             return GroundedSentence(text, style, None, None, ())
         event = (self._event_phrase(row, history, rng, False), self._event_phrase(row, history, rng, True))
-        if style == "feature":
+        if not shared and self.followed(str(row["item_id"]), item_id, today):
+            text = self._next_choice(style, This, this, event, today.date(), rng)
+        elif style == "feature":
             text = self._feature(item, This, this, own, event, shared, rng)
         elif style == "style":
             past = history[pd.to_datetime(history["timestamp"], utc=True) < today]
@@ -233,6 +248,15 @@ class GroundedSentenceBuilder:
             f"{when}, {this}{' ' + own if own else ''} adds to {end}.",
             f"{when}, {this} is a fresh companion to {end}.",
         ])
+
+    def _next_choice(self, style, This, this, event, today, rng) -> str:
+        """The co-occurrence reason, in the words seller.verify checks (NEXT_CHOICE)."""
+        mid, end = event  # the event phrase inside a sentence, or ending it
+        if style == "occasion":
+            return f"{self._season(today, rng)}, clients often go on to {this} after {end}."
+        if style == "style":
+            return f"Clients often go on to {this} after {end}, a line their taste may follow."
+        return f"Clients often go on to {this} after {end}."
 
     def _alone(self, style, This, this, own, today, rng) -> str:
         """No usable history: the candidate's own facts only."""

@@ -2,7 +2,7 @@
 sentence built from the same evidence (seller.fallback), labelled as such on the card. One
 function for serving and for evaluation, so the "as shown" figures are what associates read.
 
-    guard = CardGuard(dataset.items)
+    guard = CardGuard(dataset.items, dataset.events)
     shown = guard.shown(text, item_id, history, style, today, cited_event_id)
     shown.text, shown.grounded, shown.raw.passed, shown.cited_event_id
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from seller.cooccurrence import NextChoices
 from seller.fallback import GroundedSentenceBuilder
 from seller.verify import ClaimVerifier, Verification
 
@@ -26,9 +27,12 @@ class ShownText:
 
 
 class CardGuard:
-    def __init__(self, items: pd.DataFrame):
-        self.verifier = ClaimVerifier(items)
-        self.builder = GroundedSentenceBuilder(items)
+    def __init__(self, items: pd.DataFrame, events: pd.DataFrame | None = None):
+        """`events`: every client's events, for the co-occurrence reason and its check on
+        pieces that share nothing with the client's (None: that reason is not used)."""
+        next_choices = NextChoices(events) if events is not None else None
+        self.verifier = ClaimVerifier(items, next_choices=next_choices)
+        self.builder = GroundedSentenceBuilder(items, next_choices)
 
     def shown(self, text: str, item_id: str, history: pd.DataFrame | None, style: str, today,
               cited_event_id: str | None = None) -> ShownText:

@@ -24,8 +24,13 @@ those strictly before `today` count. Claim types (CLAIM_TYPES):
 - word: every other word must be English (pyspellchecker's English list) or catalogue vocabulary.
 - time: a season ("this summer") must be the current or the next one on `today`, an
   a "next" or "upcoming" one no further than two ahead; a festive occasion must be close ahead. Other occasions (a wedding) are unchecked: the data holds no calendar.
-What cannot be checked (an item without attributes, an empty history) is reported as an
-"unchecked" claim with its reason; the verifier never raises on odd text or odd names.
+- pattern: "clients often go on to <candidate> after <piece>" (seller.fallback's reason for
+  items known only by name) must hold in the events given (seller.cooccurrence): at least
+  MIN_CLIENTS clients went from that piece to the candidate before `today`.
+What cannot be checked (an item without attributes, an empty history, a pattern without the
+events) is reported as an "unchecked" claim with its reason; a common colour, material or
+hardware word (COMMON_ATTRIBUTE_WORDS) given to a piece whose catalogue row records none is one
+too, never a silent pass. The verifier never raises on odd text or odd names.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time")
+CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time", "pattern")
 ATTRIBUTES = ("maison", "collection", "color", "material", "hardware")
 NAME_COLUMNS = ("name", "stem", "line")  # full name, name before " in ", its first word
 EVENT_VERBS = {  # phrase -> event type; longest phrases are tried first
@@ -64,10 +69,23 @@ GENERIC_KINDS = {
     "perfume": "fragrance", "scent": "fragrance",
     "garment": "ready-to-wear",
 }
+ANY_KIND = frozenset({"piece", "pieces"})  # what a piece of any kind may be called
 # Kinds no catalogue category fits unless the catalogue itself names them.
 FOREIGN_KINDS = ("glove", "hat", "cap", "sunglass", "umbrella", "tie", "sock", "glass",
                  "jacket", "coat", "dress", "skirt", "shirt", "jumper", "cardigan", "bracelet",
                  "necklace", "ring", "earring", "boot", "sandal", "heel", "wallet", "candle")
+# Everyday attribute words: on a piece whose catalogue row has no such column they are claims
+# nothing can check (a catalogue's own values are read as its attributes first).
+COMMON_ATTRIBUTE_WORDS = {
+    **dict.fromkeys(("black", "white", "red", "blue", "green", "yellow", "pink", "purple", "brown",
+                     "grey", "gray", "beige", "navy", "ivory", "cream", "burgundy", "orange", "tan",
+                     "camel", "cognac", "khaki", "turquoise", "emerald", "scarlet"), "color"),
+    **dict.fromkeys(("leather", "calfskin", "lambskin", "suede", "silk", "cotton", "wool",
+                     "cashmere", "linen", "denim", "satin", "velvet", "canvas", "tweed", "nylon",
+                     "crocodile", "python", "ostrich", "platinum", "titanium", "ceramic"), "material"),
+    **dict.fromkeys(("gold", "silver", "palladium", "brass", "ruthenium"), "hardware"),
+}
+NEXT_CHOICE = re.compile(r"clients often go on to", re.I)
 SEASONS = ("winter", "spring", "summer", "autumn")  # meteorological, northern hemisphere
 FESTIVE = {"christmas": (12, 25), "the holidays": (12, 31), "the festive season": (12, 31),
            "new year": (12, 31), "valentine's day": (2, 14)}
@@ -202,8 +220,12 @@ class _Mention:
 class ClaimVerifier:
     """Verifies explanation texts against one catalogue (the schema's item columns)."""
 
-    def __init__(self, items: pd.DataFrame, words: frozenset[str] | None = None):
+    def __init__(self, items: pd.DataFrame, words: frozenset[str] | None = None,
+                 next_choices=None):
+        """`next_choices`: a seller.cooccurrence.NextChoices over every client's events, to
+        check "clients often go on to" claims (None: those are unchecked)."""
         self._words = words
+        self._next_choices = next_choices
         self._items: dict[str, _Item] = {}
         self._entities: dict[str, set[tuple[str, str]]] = {}  # key -> {(item_id, column)}
         for row in items.to_dict("records"):
@@ -283,6 +305,8 @@ class ClaimVerifier:
         verbs = self._verbs(text, mentions, candidate, events, claims)
         claims += self._date_claims(text, dates, verbs, mentions, candidate, events, day)
         claims += self._attributes(text, mentions, candidate)
+        claims += self._unrecorded_attributes(text, tokens, covered, mentions, candidate)
+        claims += self._next_choice_claims(text, mentions, candidate, day)
         claims += self._words_claims(tokens, covered, text)
         claims += self._time(text, day)
         return Verification(text, tuple(sorted(claims, key=lambda c: (c.start, c.end, c.type))))
@@ -401,6 +425,10 @@ class ClaimVerifier:
                     break
                 if not self._contiguous(text, tokens[j:k + 1]):
                     break  # a comma ends the phrase
+                if _key(tokens[k].group(0)) in ANY_KIND:  # "this piece": true of any candidate
+                    out.append(_Mention(m.start(), tokens[k].end(), candidate.item_id, "candidate", "piece"))
+                    covered[k] = "kind"
+                    break
                 found = self._kind_at(tokens, k)
                 if found is None:
                     continue
@@ -619,6 +647,46 @@ class ClaimVerifier:
                              f"{who}'s own {column}" if values else
                              f"not {who}'s {column} ({item.display.get(m.role) or 'none'})",
                              item.item_id))
+        return out
+
+    def _unrecorded_attributes(self, text, tokens, covered, mentions, candidate) -> list[Claim]:
+        """Everyday colour / material / hardware words given to a piece that records no such
+        value: unchecked, so a card on a name-only catalogue says what it could not check."""
+        items = [m for m in mentions if m.role in ("item", "candidate")]
+        out = []
+        for j, t in enumerate(tokens):
+            column = COMMON_ATTRIBUTE_WORDS.get(_key(t.group(0)))
+            if j in covered or column is None:
+                continue
+            owner = self._attach(text, t.start(), t.end(), items, prefer_after=0)
+            item = self._items.get(owner.item_id) if owner and owner.item_id else candidate
+            if item is None or item.facts.get(column):
+                continue  # a recorded value: read as today (catalogue words are its attributes)
+            who = "the candidate" if item.item_id == candidate.item_id else "that piece"
+            name = {"color": "colour"}.get(column, column)
+            out.append(Claim("attribute", t.start(), t.end(), t.group(0), "unchecked",
+                             f"the catalogue records no {name} for {who}", item.item_id))
+        return out
+
+    def _next_choice_claims(self, text, mentions, candidate, day) -> list[Claim]:
+        """"clients often go on to <candidate> after <piece>": counted in the events given."""
+        from seller.cooccurrence import MIN_CLIENTS
+        out = []
+        for m in NEXT_CHOICE.finditer(text):
+            a, b = m.span()
+            earlier = [x for x in mentions if x.role == "item" and x.start >= b and x.item_id
+                       and x.item_id != candidate.item_id and self._same_sentence(text, b, x.start)]
+            if not earlier:
+                out.append(Claim("pattern", a, b, text[a:b], "fail", "names no earlier piece of the history"))
+                continue
+            piece = earlier[0].item_id
+            if self._next_choices is None:
+                out.append(Claim("pattern", a, b, text[a:b], "unchecked",
+                                 "no other clients' events to count", piece))
+                continue
+            n = self._next_choices.count(piece, candidate.item_id, day)
+            out.append(Claim("pattern", a, b, text[a:b], "pass" if n >= MIN_CLIENTS else "fail",
+                             f"{n} client(s) went on to the candidate after that piece", piece))
         return out
 
     def _words_claims(self, tokens, covered, text) -> list[Claim]:

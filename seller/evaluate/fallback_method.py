@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from seller.evaluate.methods import Case, Generated
+from seller.cooccurrence import NextChoices
 from seller.fallback import GroundedSentenceBuilder
 
 
@@ -16,7 +17,8 @@ class FallbackMethod:
     _builder: GroundedSentenceBuilder = field(init=False, repr=False)
 
     def __post_init__(self):
-        self._builder = GroundedSentenceBuilder(self.dataset.items)
+        # as the app's cards: what other clients did, up to each case's target time
+        self._builder = GroundedSentenceBuilder(self.dataset.items, NextChoices(self.dataset.events))
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
         history = self.dataset.client_history(case.client_id, before=case.target_time)

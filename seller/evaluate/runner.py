@@ -184,7 +184,7 @@ def run_methods(wanted: list[str], dataset, cfg, refs: pd.DataFrame, split: dict
         vocabulary = sorted({str(v) for f in ITEM_FEATURES if f in items
                              for v in items[f].dropna().unique()})
         checker = grounding.GroundingChecker(dataset.items, dataset.events)
-    guard = None if review_data else CardGuard(dataset.items)
+    guard = None if review_data else CardGuard(dataset.items, dataset.events)
     cards_by_method: dict[str, list[dict]] = {}
     encoder = text.SentenceEncoder()
 
