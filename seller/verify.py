@@ -85,7 +85,7 @@ COMMON_ATTRIBUTE_WORDS = {
                      "crocodile", "python", "ostrich", "platinum", "titanium", "ceramic"), "material"),
     **dict.fromkeys(("gold", "silver", "palladium", "brass", "ruthenium"), "hardware"),
 }
-NEXT_CHOICE = re.compile(r"clients often go on to", re.I)
+NEXT_CHOICE = re.compile(r"\bclients often go on to\b", re.I)
 SEASONS = ("winter", "spring", "summer", "autumn")  # meteorological, northern hemisphere
 FESTIVE = {"christmas": (12, 25), "the holidays": (12, 31), "the festive season": (12, 31),
            "new year": (12, 31), "valentine's day": (2, 14)}
