@@ -69,7 +69,7 @@ GENERIC_KINDS = {
     "perfume": "fragrance", "scent": "fragrance",
     "garment": "ready-to-wear",
 }
-ANY_KIND = frozenset({"piece", "pieces"})  # what a piece of any kind may be called
+ANY_KIND = frozenset({"piece"})  # "this piece": what a candidate of any kind may be called
 # Kinds no catalogue category fits unless the catalogue itself names them.
 FOREIGN_KINDS = ("glove", "hat", "cap", "sunglass", "umbrella", "tie", "sock", "glass",
                  "jacket", "coat", "dress", "skirt", "shirt", "jumper", "cardigan", "bracelet",
