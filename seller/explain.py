@@ -252,7 +252,7 @@ class Explainer:
             shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
                                      cited[0] if cited else None)
             failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
-            unchecked = [f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked]
+            unchecked = list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked))
             checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed, unchecked) \
                 if shown.grounded else (False, cited, [], unchecked)
             yield i, shown.text

@@ -85,7 +85,8 @@ class CatalogMismatchError(ValueError):
         super().__init__(
             f"{what} was trained on catalogue {trained['fingerprint']} ({trained['n_items']} items, "
             f"dataset {trained.get('dataset') or 'unnamed'!r}) but dataset {dataset.name!r} has catalogue "
-            f"{catalog_fingerprint(ids)} ({len(ids)} items){differ}; train a model on it: "
+            f"{catalog_fingerprint(ids)} ({len(ids)} items){differ}; serve it with the store it was trained on "
+            f"(SELLER_DATA / --data), or train a model on this one: "
             f"seller fit --data {store} --out models/{dataset.name}")
 
 
