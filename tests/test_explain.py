@@ -277,11 +277,11 @@ def name_only(tmp_path_factory):
     """The sample's clients and events, its items known by id and name only (no maison, colour,
     material, category...), as a store; the shipped model binds to it (same item ids)."""
     from seller.data.dataset import load_dataset, load_sample
+    from seller.data.public import names_only
     from seller.explain import Explainer
-    sample = load_sample()
-    items = sample.items[["item_id", "name"]].reindex(columns=sample.items.columns)
-    items["one_of_a_kind"] = False
-    store = write_store(tmp_path_factory.mktemp("name-only"), items, sample.clients, sample.events)
+    bare = names_only(load_sample())
+    assert bare.items.drop(columns=["item_id", "name", "one_of_a_kind"]).isna().all().all()
+    store = write_store(tmp_path_factory.mktemp("name-only"), bare.items, bare.clients, bare.events)
     ex = Explainer.from_pretrained(MODEL, dataset=load_dataset(store))
     yield store, ex
     ex.close()

@@ -4,6 +4,9 @@ API:
     load_public(name, root=None) -> Dataset     # name in PUBLIC_DATASETS
     load_amazon_beauty(root=None) / load_ml100k(root=None) / load_musical_instruments(root=None)
     public_data_dir(name, root=None) -> Path    # raises PublicDataMissing naming the path
+    ml100k_catalogue(root=None) / names_only(dataset) -> Dataset   # store shapes (below)
+    export_csv(dataset, folder)                 # items/clients/events .csv, as seller import reads
+    python -m seller.data.public {ml-100k,sample-names-only} --store OUT [--csv DIR] [--force]
 
 Every loader returns a `Dataset` with the schema's columns; attributes a dataset lacks are left
 empty (None). Mapping decisions:
@@ -224,12 +227,27 @@ def export_csv(dataset, folder) -> dict[str, Path]:
     return files
 
 
-STORE_SHAPES = {"ml-100k": ml100k_catalogue}
+def names_only(dataset, name: str | None = None):
+    """The same clients and events with every item known by its id and name alone (no maison,
+    category, colour, material, price, description...): how a bare catalogue export looks."""
+    items = dataset.items[["item_id", "name"]].reindex(columns=dataset.items.columns)
+    items["one_of_a_kind"] = False
+    return _dataset(items, dataset.clients, dataset.events, name or f"{dataset.name}-names-only")
+
+
+def _sample_names_only(root=None):
+    from seller.data.dataset import load_sample
+    return names_only(load_sample())
+
+
+# what `python -m seller.data.public NAME --store OUT` writes
+STORE_SHAPES = {"ml-100k": ml100k_catalogue, "sample-names-only": _sample_names_only}
 
 
 def main(argv=None) -> int:
-    """`python -m seller.data.public ml-100k --store OUT [--csv DIR] [--force]`: write a public
-    dataset as a SELLER store, through `seller import`'s own validation."""
+    """`python -m seller.data.public {ml-100k,sample-names-only} --store OUT [--csv DIR] [--force]`:
+    write a public dataset (or the sample with its items known by name only) as a SELLER store,
+    through `seller import`'s own validation."""
     import argparse
     import sys
     import tempfile
