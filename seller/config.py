@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     dataset: str = "sample"  # "sample" (sample_data/), "musical_instruments", or a store / CSV directory
-    explanations: str = "sample_data/explanations.csv"  # reference texts; "reviews" = extracted from review text
+    explanations: str = "sample_data/explanations.csv"  # reference texts; "reviews": from review text; "mined": from the history
     styles: list[str] = field(default_factory=lambda: list(STYLES))  # styles to train on; each must have rows
     val_clients: float = 0.1  # share of clients held out for validation (whole clients, never rows)
     test_clients: float = 0.1  # share held out for evaluation; never seen in training

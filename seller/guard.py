@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from seller.cooccurrence import NextChoices
 from seller.fallback import GroundedSentenceBuilder
 from seller.verify import ClaimVerifier, Verification
 
@@ -30,9 +29,8 @@ class CardGuard:
     def __init__(self, items: pd.DataFrame, events: pd.DataFrame | None = None):
         """`events`: every client's events, for the co-occurrence reason and its check on
         pieces that share nothing with the client's (None: that reason is not used)."""
-        next_choices = NextChoices(events) if events is not None else None
-        self.verifier = ClaimVerifier(items, next_choices=next_choices)
-        self.builder = GroundedSentenceBuilder(items, next_choices)
+        self.builder = GroundedSentenceBuilder(items, events)
+        self.verifier = ClaimVerifier(items, follow_ons=self.builder.follow_ons if events is not None else None)
 
     def shown(self, text: str, item_id: str, history: pd.DataFrame | None, style: str, today,
               cited_event_id: str | None = None) -> ShownText:

@@ -24,9 +24,10 @@ those strictly before `today` count. Claim types (CLAIM_TYPES):
 - word: every other word must be English (pyspellchecker's English list) or catalogue vocabulary.
 - time: a season ("this summer") must be the current or the next one on `today`, an
   a "next" or "upcoming" one no further than two ahead; a festive occasion must be close ahead. Other occasions (a wedding) are unchecked: the data holds no calendar.
-- pattern: "clients often go on to <candidate> after <piece>" (seller.fallback's reason for
-  items known only by name) must hold in the events given (seller.cooccurrence): at least
-  MIN_CLIENTS clients went from that piece to the candidate before `today`.
+- pattern: "N other clients who chose <piece> went on to it" / "..., as it has for N other
+  clients" (seller.fallback's co-occurrence reason, for items known only by name): at least N
+  clients other than this one went on from that piece to the candidate (`follow_ons`, from
+  seller.fallback.follow_ons over every client's events).
 What cannot be checked (an item without attributes, an empty history, a pattern without the
 events) is reported as an "unchecked" claim with its reason; a common colour, material or
 hardware word (COMMON_ATTRIBUTE_WORDS) given to a piece whose catalogue row records none is one
@@ -85,7 +86,11 @@ COMMON_ATTRIBUTE_WORDS = {
                      "crocodile", "python", "ostrich", "platinum", "titanium", "ceramic"), "material"),
     **dict.fromkeys(("gold", "silver", "palladium", "brass", "ruthenium"), "hardware"),
 }
-NEXT_CHOICE = re.compile(r"\bclients often go on to\b", re.I)
+# the co-occurrence phrasings of seller.fallback: "<n> other clients who chose <piece> went on to"
+# (the piece follows) and "<...piece...>, as it has for <n> other clients" (the piece precedes)
+_OTHERS_CHOSE = re.compile(r"\b(?P<n>\w+) other clients who chose\b", re.I)
+_AS_FOR_OTHERS = re.compile(r"\bas it has for (?P<n>\w+) other clients\b", re.I)
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 SEASONS = ("winter", "spring", "summer", "autumn")  # meteorological, northern hemisphere
 FESTIVE = {"christmas": (12, 25), "the holidays": (12, 31), "the festive season": (12, 31),
            "new year": (12, 31), "valentine's day": (2, 14)}
@@ -221,11 +226,11 @@ class ClaimVerifier:
     """Verifies explanation texts against one catalogue (the schema's item columns)."""
 
     def __init__(self, items: pd.DataFrame, words: frozenset[str] | None = None,
-                 next_choices=None):
-        """`next_choices`: a seller.cooccurrence.NextChoices over every client's events, to
-        check "clients often go on to" claims (None: those are unchecked)."""
+                 follow_ons: dict[tuple[str, str], frozenset[str]] | None = None):
+        """`follow_ons`: (earlier item, later item) -> the clients who went on from one to the
+        other (seller.fallback.follow_ons), to check co-occurrence claims (None: unchecked)."""
         self._words = words
-        self._next_choices = next_choices
+        self._follow_ons = follow_ons
         self._items: dict[str, _Item] = {}
         self._entities: dict[str, set[tuple[str, str]]] = {}  # key -> {(item_id, column)}
         for row in items.to_dict("records"):
@@ -306,7 +311,7 @@ class ClaimVerifier:
         claims += self._date_claims(text, dates, verbs, mentions, candidate, events, day)
         claims += self._attributes(text, mentions, candidate)
         claims += self._unrecorded_attributes(text, tokens, covered, mentions, candidate)
-        claims += self._next_choice_claims(text, mentions, candidate, day)
+        claims += self._co_occurrence_claims(text, mentions, candidate, history)
         claims += self._words_claims(tokens, covered, text)
         claims += self._time(text, day)
         return Verification(text, tuple(sorted(claims, key=lambda c: (c.start, c.end, c.type))))
@@ -668,25 +673,32 @@ class ClaimVerifier:
                              f"the catalogue records no {name} for {who}", item.item_id))
         return out
 
-    def _next_choice_claims(self, text, mentions, candidate, day) -> list[Claim]:
-        """"clients often go on to <candidate> after <piece>": counted in the events given."""
-        from seller.cooccurrence import MIN_CLIENTS
+    def _co_occurrence_claims(self, text, mentions, candidate, history) -> list[Claim]:
+        """"N other clients who chose <piece> went on to it": N clients besides this one went
+        on from that piece to the candidate."""
+        client = (str(history["client_id"].iat[0]) if history is not None and len(history)
+                  and "client_id" in history else None)
+        pieces = [m for m in mentions if m.role == "item" and m.item_id and m.item_id != candidate.item_id]
         out = []
-        for m in NEXT_CHOICE.finditer(text):
-            a, b = m.span()
-            earlier = [x for x in mentions if x.role == "item" and x.start >= b and x.item_id
-                       and x.item_id != candidate.item_id and self._same_sentence(text, b, x.start)]
-            if not earlier:
-                out.append(Claim("pattern", a, b, text[a:b], "fail", "names no earlier piece of the history"))
-                continue
-            piece = earlier[0].item_id
-            if self._next_choices is None:
-                out.append(Claim("pattern", a, b, text[a:b], "unchecked",
-                                 "no other clients' events to count", piece))
-                continue
-            n = self._next_choices.count(piece, candidate.item_id, day)
-            out.append(Claim("pattern", a, b, text[a:b], "pass" if n >= MIN_CLIENTS else "fail",
-                             f"{n} client(s) went on to the candidate after that piece", piece))
+        for pattern, after in ((_OTHERS_CHOSE, True), (_AS_FOR_OTHERS, False)):
+            for m in pattern.finditer(text):
+                a, b = m.span()
+                near = [x for x in pieces if self._same_sentence(text, a, x.start)
+                        and (x.start >= b if after else x.end <= a)]
+                piece = (min(near, key=lambda x: x.start) if after else max(near, key=lambda x: x.end)) if near else None
+                word = m.group("n").lower()
+                said = _NUMBER_WORDS.index(word) if word in _NUMBER_WORDS else int(word) if word.isdigit() else None
+                if piece is None or said is None:
+                    out.append(Claim("pattern", a, b, text[a:b], "unchecked",
+                                     "no piece or number to count the other clients by"))
+                    continue
+                if self._follow_ons is None:
+                    out.append(Claim("pattern", a, b, text[a:b], "unchecked",
+                                     "no other clients' events to count", piece.item_id))
+                    continue
+                n = len(self._follow_ons.get((piece.item_id, candidate.item_id), frozenset()) - {client})
+                out.append(Claim("pattern", a, b, text[a:b], "pass" if n >= said else "fail",
+                                 f"{n} other client(s) went on from that piece to the candidate", piece.item_id))
         return out
 
     def _words_claims(self, tokens, covered, text) -> list[Claim]:

@@ -57,10 +57,17 @@ def load_dataset(cfg: DataConfig):
 
 
 def load_explanations(cfg: DataConfig, dataset) -> pd.DataFrame:
-    """The reference explanations, validated against the dataset and filtered to `cfg.styles`."""
+    """The reference explanations, validated against the dataset and filtered to `cfg.styles`:
+    a CSV file, "reviews" (review sentences) or "mined" (seller.references, from `dataset`)."""
     if cfg.explanations == "reviews":
         from seller.data.review_explanations import extract_reference_explanations, load_reviews
         frame, source = extract_reference_explanations(load_reviews()), "review sentences"
+    elif cfg.explanations == "mined":
+        from seller.references import NothingToMineError, mine_references
+        try:  # mined from the dataset's own history (seller/references.py)
+            frame, source = mine_references(dataset, styles=tuple(cfg.styles)), "mined references"
+        except NothingToMineError as e:
+            raise TrainingDataError(f"data.explanations = \"mined\": {e}") from e
     else:
         path = Path(cfg.explanations)
         if not path.is_file():

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, field
 
 from seller.evaluate.methods import Case, Generated
-from seller.cooccurrence import NextChoices
 from seller.fallback import GroundedSentenceBuilder
 
 
@@ -18,7 +17,7 @@ class FallbackMethod:
 
     def __post_init__(self):
         # as the app's cards: what other clients did, up to each case's target time
-        self._builder = GroundedSentenceBuilder(self.dataset.items, NextChoices(self.dataset.events))
+        self._builder = GroundedSentenceBuilder(self.dataset.items, self.dataset.events)
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
         history = self.dataset.client_history(case.client_id, before=case.target_time)
