@@ -87,8 +87,9 @@ def run(args) -> int:
         print(f"seller fit: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\nseller fit: interrupted in {fit.progress.where()}; nothing was written at {args.out}; "
-              f"finished stages are kept in {fit.work}: rerun the same command to resume", file=sys.stderr)
+        kept = f"; finished stages are kept in {fit.work}: rerun the same command to resume" if fit.work.exists() else ""
+        print(f"\nseller fit: interrupted in {fit.progress.where()}; nothing was written at {args.out}{kept}",
+              file=sys.stderr)
         return 130
     except (LookupError, OSError, ValueError) as e:
         if os.environ.get("SELLER_DEBUG"):
@@ -140,10 +141,10 @@ def digest(*parts) -> str:
 def store_digest(folder: Path) -> str:
     """The store's identity: its table files' bytes (and a store's manifest)."""
     from seller.data.schema import TABLES
+    from seller.paths import sha256_file
     h = hashlib.sha256()
     files = sorted(p for p in folder.iterdir() if p.is_file() and (p.stem in TABLES or p.name == "manifest.json"))
     for p in files:
-        from seller.paths import sha256_file
         h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
     return h.hexdigest()[:16]
 

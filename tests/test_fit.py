@@ -3,12 +3,6 @@ and its counts, --out refused when it exists, and one real run (mined references
 a few adapter steps, evaluation) interrupted by Ctrl-C mid-training, resumed, and served."""
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +10,7 @@ import pytest
 
 from seller.cli import main
 from seller.data.importer import run_import
-from seller.fit import STAGES, store_problems, work_folder_for
+from seller.fit import store_problems, work_folder_for
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
@@ -37,13 +31,13 @@ dropout = 0.0
 max_target_tokens = 16
 [train]
 epochs = 1
-max_steps = 3
+max_steps = 2
 batch_size = 2
 lr = 1e-2
 warmup_steps = 1
 precision = "fp32"
 n_sample_generations = 0
-max_val_samples = 2
+max_val_samples = 1
 checkpoint_every = 1
 [recommender]
 d_model = 32
