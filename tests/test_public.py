@@ -84,7 +84,7 @@ def test_ml100k_writes_as_a_store_and_benchmarks_as_a_path(shared_data, tmp_path
     toy = ml.item("1")
     assert (toy.name, toy.category, toy.subcategory, toy.launched_at.year) == ("Toy Story", "film", "animation film", 1995)
     assert toy.maison is None and toy.color is None and toy.material is None and toy.collection is None
-    assert set(ml.events["event_type"]) == {"view"} and len(ml.clients) == 943
+    assert set(ml.events["event_type"]) == {"purchase"} and len(ml.clients) == 943
     assert main(["ml-100k", "--store", str(store)]) == 1  # exists: refused, untouched
     assert "--force" in capsys.readouterr().err and load_dataset(store).events.equals(ml.events)
     parser = argparse.ArgumentParser()

@@ -198,9 +198,12 @@ def _film_kind(genre: str | None) -> str | None:
 def ml100k_catalogue(root=None):
     """ML-100K shaped like a retail catalogue: category "film", subcategory the first genre
     ("comedy film"), launched_at the release year's 1 January (UTC), the title, year and genres
-    in the description; a rating is a viewing (event "view", online), its score is not kept.
-    No maison, colour or material: every film is known by its name, genre and year only."""
+    in the description. A rating means the film was watched, the client took it: a "purchase"
+    (online), so serving never recommends a film already seen and the reference miner has its
+    targets; the score is not kept. No maison, colour or material: every film is known by its
+    name, genre and year only."""
     data = load_ml100k(root)
+    events = data.events.assign(event_type="purchase")
     items = data.items.copy()
     years = pd.to_numeric(items["collection"], errors="coerce")
     items["launched_at"] = pd.to_datetime(years.astype("Int64").astype(str) + "-01-01",
@@ -208,7 +211,7 @@ def ml100k_catalogue(root=None):
     items["subcategory"] = [_film_kind(g) for g in items["category"]]
     items["category"] = "film"
     items["collection"] = None
-    return _dataset(items, data.clients, data.events, "ml-100k")
+    return _dataset(items, data.clients, events, "ml-100k")
 
 
 def export_csv(dataset, folder) -> dict[str, Path]:
