@@ -38,7 +38,7 @@ BUDGET_SHARES = {"references": 1.0, "recommender": 2.0, "adapter": 6.0, "evaluat
 TRAIN_TAIL_SHARE = 0.15  # of the adapter's budget: validation, gate statistics and saving after the last step
 CHECKPOINT_EVERY = 25  # optimizer steps between checkpoints at most: an interrupt loses little
 MIN_SEQUENCE_CLIENTS = 20  # clients with >= 3 events: 10% held out for testing leaves a couple
-MIN_HISTORY = 3  # events a client needs to be a next-item target with a history to learn from
+MIN_HISTORY = 3  # events that make a sequence worth learning from (SASRec leaves shorter ones whole in train)
 MIN_ITEMS = 11  # HR@10 over 10 items or fewer is 1 for any ranking
 MIN_REFERENCES = 20
 MIN_REFERENCE_CLIENTS = 10  # whole clients are held out: fewer leave nobody to train on
@@ -336,8 +336,9 @@ class Fit:
         from seller.recommend import train_recommender
         rc = dataclasses.replace(cfg.recommender, max_minutes=budget_s / 60)
         train, valid, test = recommender_split(dataset, split)
-        self.progress.log(f"{len(train)} training clients; early stopping on {len(valid)} validation clients, "
-                          f"HR@10 on {len(test)} held-out test clients")
+        self.progress.log(f"{len(train)} training clients; early stopping on {len(split['val'])} validation "
+                          f"clients' {len(valid)} events, HR@10 on {len(split['test'])} held-out test clients' "
+                          f"{len(test)} events")
         rec = train_recommender(dataset, rc, train=train, valid=valid, log=self.progress.log)
         figures = held_out_figures(rec, dataset, train, test)
         target = Path(cfg.train.recommender)
@@ -346,9 +347,13 @@ class Fit:
         rec.save_pretrained(tmp)
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
+        if not figures["n_test"]:
+            self.progress.log("no held-out test client has two events: HR@10 not measured")
+            return figures
         self.progress.log(f"held-out HR@10 {figures['model']['HR@10']:.3f} vs popularity "
                           f"{figures['popularity']['HR@10']:.3f} (NDCG@10 {figures['model']['NDCG@10']:.3f} vs "
-                          f"{figures['popularity']['NDCG@10']:.3f}, {figures['n_test']} clients)")
+                          f"{figures['popularity']['NDCG@10']:.3f}; {figures['n_test']} events of {figures['n_test_clients']} "
+                          "held-out clients)")
         return figures
 
     def _adapter(self, cfg: Config, budget_s: float, resume: bool) -> dict:
@@ -438,16 +443,17 @@ def _without_budgets(d: dict) -> dict:
 # -- held-out recommender figures ------------------------------------------------------------------
 def recommender_split(dataset, split: dict[str, list[str]]):
     """(train sequences, validation targets, test targets): the validation and test clients'
-    sequences are never trained on; each such client with >= 3 events gives its last event as the
-    target of the history before it."""
-    from seller.data.sequences import build_sequences, leave_one_out
+    sequences are never trained on; every event of theirs after the first is a target, predicted
+    from the events before it (a few held-out clients still give hundreds of targets)."""
+    from seller.data.sequences import Target, build_sequences
     sequences = build_sequences(dataset)
-    held = {"val": set(split["val"]), "test": set(split["test"])}
-    train = {c: s for c, s in sequences.items() if c not in held["val"] | held["test"]}
+    held = set(split["val"]) | set(split["test"])
+    train = {c: s for c, s in sequences.items() if c not in held}
 
-    def targets(ids):
-        return leave_one_out({c: s for c, s in sequences.items() if c in ids}).test
-    return train, targets(held["val"]), targets(held["test"])
+    def targets(ids) -> list[Target]:
+        return [Target(c, s[:i], int(s.items[i]), str(s.event_ids[i]), int(s.timestamps[i]))
+                for c, s in sequences.items() if c in set(ids) for i in range(1, len(s))]
+    return train, targets(split["val"]), targets(split["test"])
 
 
 def held_out_figures(rec, dataset, train: dict, test: list) -> dict:
@@ -457,14 +463,14 @@ def held_out_figures(rec, dataset, train: dict, test: list) -> dict:
     import torch
     from seller.recommend import evaluate_targets, rank_metrics, segment_index
     if not test:
-        return {"n_test": 0, "model": {"HR@10": float("nan"), "NDCG@10": float("nan")},
-                "popularity": {"HR@10": float("nan"), "NDCG@10": float("nan")}}
+        return {"n_test": 0, "n_test_clients": 0, "model": None, "popularity": None}
     n_items = len(rec.item_ids)
     counts = np.bincount(np.concatenate([s.items for s in train.values()]), minlength=n_items).astype(np.float32)
     targets = torch.tensor([t.item for t in test])
     popularity = rank_metrics(torch.from_numpy(np.tile(counts, (len(test), 1))), targets, ks=(10,))
     model = evaluate_targets(rec, test, segment_index(dataset, rec.segments), ks=(10,))
-    return {"n_test": len(test), "model": model, "popularity": popularity}
+    return {"n_test": len(test), "n_test_clients": len({t.client_id for t in test}), "model": model,
+            "popularity": popularity}
 
 
 def evaluation_summary(results: dict) -> dict:

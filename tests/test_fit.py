@@ -3,6 +3,13 @@ and its counts, --out refused when it exists, and one real run (mined references
 a few adapter steps, evaluation) interrupted by Ctrl-C mid-training, resumed, and served."""
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +17,7 @@ import pytest
 
 from seller.cli import main
 from seller.data.importer import run_import
-from seller.fit import store_problems, work_folder_for
+from seller.fit import STAGES, store_problems, work_folder_for
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
@@ -113,3 +120,65 @@ def test_existing_out_is_refused_unless_forced_and_only_a_model_is_replaced(tmp_
     assert main(["fit", "--data", str(SAMPLE), "--out", str(out), "--force"]) == 2
     assert "is not a SELLER model folder (no config.json)" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine" and not work_folder_for(out).exists()
+
+
+def _fit_command(store: Path, out: Path, config: Path) -> list[str]:
+    return [sys.executable, "-m", "seller", "fit", "--data", str(store), "--out", str(out), "--config", str(config),
+            "--max-minutes", "20", "--eval-cases", "2"]
+
+
+def test_fit_interrupted_mid_training_resumes_and_writes_a_served_model(tmp_path):
+    from seller.bundle import ModelBundle
+    from seller.explain import Explainer
+
+    store = import_store(tmp_path, n_clients=24, events_per_client=25)
+    config = tmp_path / "tiny-fit.toml"
+    config.write_text(TINY_FIT)
+    out = tmp_path / "models" / "mine"
+    work = work_folder_for(out)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    command = _fit_command(store, out, config)
+
+    # Ctrl-C once training has checkpointed its first step
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while not (work / "model" / "checkpoint.pt").is_file() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    log = first.communicate(timeout=120)[0]
+    assert first.returncode == 130, log[-3000:]
+    assert "interrupted in stage 4/6 (adapter)" in log and f"nothing was written at {out}" in log
+    assert not out.exists()
+    stages = json.loads((work / "fit.json").read_text())["stages"]
+    assert [stages[s]["state"] for s in ("references", "recommender", "adapter")] == ["done", "done", "started"]
+    assert "held-out HR@10" in log and "vs popularity" in log
+
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-3000:]
+    for k, stage in ((2, "references"), (3, "recommender")):
+        assert re.search(rf"fit \[{k}/6 {stage} .*\] done in an earlier run \(\d+ s\): skipped", log), log[-3000:]
+    assert "resuming from the last checkpoint" in log and "resumed from" in log
+    assert out.is_dir() and not work.exists()  # renamed into place whole; the work folder is gone
+    assert not (out / "checkpoint.pt").exists()
+    report = json.loads((out / "fit.json").read_text())
+    assert list(report["stages"]) == list(STAGES)
+    assert report["recommender"]["n_test"] > 0 and "HR@10" in report["recommender"]["popularity"]
+    assert report["adapter"]["resumed_from_step"] >= 1 and report["adapter"]["steps"] == 2
+    assert "seller" in report["evaluation"]["methods"]
+    assert (out / "evaluation" / "results.json").is_file() and (out / "references.csv").is_file()
+
+    bundle = ModelBundle.from_pretrained(out)
+    assert bundle.config.data.explanations == str(out.resolve() / "references.csv")
+    test_client = bundle.split["test"][0]
+    explainer = Explainer.from_pretrained(out)
+    try:
+        item = explainer.recommend(test_client, k=1)[0].item_id
+        card = explainer.explain(test_client, item, bundle.config.data.styles[0])
+        assert card.text and card.model_version == report["adapter"]["model_version"]
+    finally:
+        explainer.close()
+
+    third = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 2 and f"{out} already exists" in third.stderr
