@@ -124,6 +124,11 @@ class GroundedSentenceBuilder:
         self._follow = follow_ons(events) if events is not None and len(events) else {}
         self._common = self._untelling(self._items.values())
 
+    @property
+    def follow_ons(self) -> dict[tuple[str, str], frozenset[str]]:
+        """What its co-occurrence sentences count (seller.verify checks them against it)."""
+        return self._follow
+
     @staticmethod
     def _untelling(items) -> set[tuple[str, str]]:
         """(column, value) pairs most of the catalogue shares (one maison for a mono-brand

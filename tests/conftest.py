@@ -26,7 +26,7 @@ def shared_data() -> Path:
 # AMX SIGILL of seller.llm.buffers, if its protection were gone), a decode would kill pytest and
 # every test after it; instead test_llm_buffers runs first, and these tests fail by name.
 DECODES_IN_PROCESS = {"test_app", "test_explain", "test_llm_lora", "test_llm_parity", "test_llm_runtime",
-                      "test_llm_worker", "test_train", "test_evaluate_runner", "test_evaluate_utility"}
+                      "test_llm_worker", "test_train", "test_evaluate_runner", "test_evaluate_utility", "test_fit"}
 
 
 def pytest_collection_modifyitems(config, items):
