@@ -38,7 +38,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from seller.verify import MONTHS, SEASONS, comes_in_pairs, season_of
+from seller.verify import MONTHS, NUMBER_WORDS, SEASONS, comes_in_pairs, season_of
 
 SHARED = ("color", "material", "hardware", "collection", "maison")  # most telling first
 WEIGHT = {"color": 3, "hardware": 3, "material": 2, "collection": 2, "maison": 1}
@@ -526,5 +526,4 @@ def _collection(value: str) -> str:
 
 
 def _number(n: int) -> str:
-    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-    return words[n] if n < len(words) else str(n)
+    return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)

@@ -97,7 +97,7 @@ COMMON_ATTRIBUTE_WORDS = {
 # (the piece follows) and "<...piece...>, as it has for <n> other clients" (the piece precedes)
 _OTHERS_CHOSE = re.compile(r"\b(?P<n>\w+) other clients who chose\b", re.I)
 _AS_FOR_OTHERS = re.compile(r"\bas it has for (?P<n>\w+) other clients\b", re.I)
-_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")  # counts as written
 SEASONS = ("winter", "spring", "summer", "autumn")  # meteorological, northern hemisphere
 FESTIVE = {"christmas": (12, 25), "the holidays": (12, 31), "the festive season": (12, 31),
            "new year": (12, 31), "valentine's day": (2, 14)}
@@ -698,7 +698,7 @@ class ClaimVerifier:
                         and (x.start >= b if after else x.end <= a)]
                 piece = (min(near, key=lambda x: x.start) if after else max(near, key=lambda x: x.end)) if near else None
                 word = m.group("n").lower()
-                said = _NUMBER_WORDS.index(word) if word in _NUMBER_WORDS else int(word) if word.isdigit() else None
+                said = NUMBER_WORDS.index(word) if word in NUMBER_WORDS else int(word) if word.isdigit() else None
                 if piece is None or said is None:
                     out.append(Claim("pattern", a, b, text[a:b], "unchecked",
                                      "no piece or number to count the other clients by"))

@@ -75,7 +75,7 @@ def test_ml100k_writes_as_a_store_and_benchmarks_as_a_path(shared_data, tmp_path
 
     from seller.bench import rec
     from seller.data.dataset import load_dataset
-    from seller.data.public import main
+    from seller.data.public import client_subset, main
     monkeypatch.setenv("SELLER_SHARED_DATA", str(shared_data))
     store = tmp_path / "ml"
     assert main(["ml-100k", "--store", str(store), "--csv", str(tmp_path / "csv")]) == 0
@@ -85,6 +85,10 @@ def test_ml100k_writes_as_a_store_and_benchmarks_as_a_path(shared_data, tmp_path
     assert (toy.name, toy.category, toy.subcategory, toy.launched_at.year) == ("Toy Story", "film", "animation film", 1995)
     assert toy.maison is None and toy.color is None and toy.material is None and toy.collection is None
     assert set(ml.events["event_type"]) == {"purchase"} and len(ml.clients) == 943
+    sub = client_subset(ml, 50)  # --max-clients: a seeded draw of whole clients, every film kept
+    assert len(sub.clients) == 50 and set(sub.events["client_id"]) == set(sub.clients["client_id"])
+    assert len(sub.items) == 1682 and sub.events["event_id"].is_unique
+    assert len(sub.events) == ml.events["client_id"].isin(set(sub.clients["client_id"])).sum()
     assert main(["ml-100k", "--store", str(store)]) == 1  # exists: refused, untouched
     assert "--force" in capsys.readouterr().err and load_dataset(store).events.equals(ml.events)
     parser = argparse.ArgumentParser()

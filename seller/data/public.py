@@ -6,7 +6,7 @@ API:
     public_data_dir(name, root=None) -> Path    # raises PublicDataMissing naming the path
     ml100k_catalogue(root=None) / names_only(dataset) -> Dataset   # store shapes (below)
     export_csv(dataset, folder)                 # items/clients/events .csv, as seller import reads
-    python -m seller.data.public {ml-100k,sample-names-only} --store OUT [--csv DIR] [--force]
+    python -m seller.data.public {ml-100k,sample-names-only} --store OUT [--csv DIR] [--max-clients N] [--force]
 
 Every loader returns a `Dataset` with the schema's columns; attributes a dataset lacks are left
 empty (None). Mapping decisions:
@@ -243,6 +243,19 @@ def _sample_names_only(root=None):
     return names_only(load_sample())
 
 
+def client_subset(dataset, n: int, seed: int = 0):
+    """`n` clients drawn at random (seeded) with all their events; the catalogue stays whole."""
+    if n <= 0 or n >= len(dataset.clients):
+        return dataset
+    import numpy as np
+    ids = dataset.clients["client_id"].to_numpy()
+    keep = set(ids[np.sort(np.random.default_rng(seed).choice(len(ids), n, replace=False))])
+    events = dataset.events[dataset.events["client_id"].isin(keep)].reset_index(drop=True)
+    events["event_id"] = [f"e{i}" for i in range(len(events))]
+    return _dataset(dataset.items, dataset.clients[dataset.clients["client_id"].isin(keep)].reset_index(drop=True),
+                    events, dataset.name)
+
+
 # what `python -m seller.data.public NAME --store OUT` writes
 STORE_SHAPES = {"ml-100k": ml100k_catalogue, "sample-names-only": _sample_names_only}
 
@@ -262,8 +275,10 @@ def main(argv=None) -> int:
     parser.add_argument("--csv", help="also keep the importable CSV files in this folder")
     parser.add_argument("--force", action="store_true", help="replace an existing store at --store")
     parser.add_argument("--root", help="folder holding ml-100k/ (default: SELLER_SHARED_DATA or ../shared/data)")
+    parser.add_argument("--max-clients", type=int, default=0,
+                        help="keep this many clients (seeded draw, all their events; 0 = all)")
     args = parser.parse_args(argv)
-    dataset = STORE_SHAPES[args.name](args.root)
+    dataset = client_subset(STORE_SHAPES[args.name](args.root), args.max_clients)
     with tempfile.TemporaryDirectory() as tmp:
         files = export_csv(dataset, args.csv or tmp)
         try:
