@@ -166,6 +166,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-cases", type=int, default=EvalConfig.max_cases)
     parser.add_argument("--k", type=int, default=EvalConfig.k)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
+    parser.add_argument("--candidates", type=int, default=None, metavar="N",
+                        help="texts decoded per card for the trained methods, the first that passes "
+                             "is shown (default: the config's llm.candidates)")
     parser.add_argument("--review-sheet", type=int, default=0, metavar="N",
                         help="also write N random cards, blind, for human rating (review_sheet.csv/.html)")
     parser.add_argument("--ratings", default=None, metavar="FILE",
@@ -180,6 +183,7 @@ def _command(args, methods: list[str]) -> str:
               if value]
     parts += [f"--max-cases {args.max_cases} --k {args.k} --methods {','.join(methods)}"]
     parts += [f"--model {m}" for m in args.model]
+    parts += [f"--candidates {args.candidates}"] if getattr(args, "candidates", None) else []
     parts += [f"--review-sheet {args.review_sheet}"] if getattr(args, "review_sheet", 0) else []
     return " ".join(parts)
 
@@ -252,6 +256,10 @@ def run(args) -> int:
                              for v in items[f].dropna().unique()})
         checker = grounding.GroundingChecker(dataset.items, dataset.events)
     guard = None if review_data else CardGuard(dataset.items)
+    candidates = args.candidates or cfg.llm.candidates
+    if candidates < 1:
+        print(f"seller evaluate: --candidates must be >= 1, got {candidates}", file=sys.stderr)
+        return 2
     cards_by_method: dict[str, list[dict]] = {}
     encoder = text.SentenceEncoder()
 
@@ -289,7 +297,7 @@ def run(args) -> int:
                     results["skipped"][name] = f"no trained model at {shown_path(path)}"
                     continue
                 method = ExplainerMethod(path, name, dataset, args.threads, cfg.llm.sampling(),
-                                         tuple(cfg.llm.stop))
+                                         tuple(cfg.llm.stop), candidates, cfg.llm.alternative_sampling())
         except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
             results["skipped"][name] = f"{type(e).__name__}: {e}"
             continue
