@@ -22,7 +22,10 @@ verifier's own parse (which spans name which piece, which verbs are attached to 
   Riviera collection, found a new partner");
 - no main clause: a sentence with no finite verb at all;
 - prompt label: "the item", the prompt's label for the candidate, which no associate says
-  (no sample reference does; the model copies it from its prompt).
+  (no sample reference does; the model copies it from its prompt);
+- bare name: a past piece named with no article before it ("..., viewed Eulalie Neroli
+  Extrait", "Roseline Pendant Necklace viewed on ..., this bag"): every reference writes "the
+  X" or "the pair of X".
 `coherence_faults` returns (start, end, rule, reason) per fault; seller.verify turns each
 into a "coherence" claim. The rules were set on the rated cards and the 1,698 sample
 references (reports/claims/coherence-16/README.md says how many references fail and why).
@@ -34,7 +37,7 @@ from typing import NamedTuple
 
 RULES = ("repeated phrase", "echo", "self comparison", "another piece's identity",
          "date as subject", "stacked openers", "dangling", "run-on fragments", "no main clause",
-         "prompt label")
+         "prompt label", "bare name")
 
 _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
 _SENTENCE = re.compile(r"[^.!?;]+(?:[.!?;]+|$)")
@@ -57,6 +60,10 @@ _AUXILIARIES = frozenset({
     "would", "could", "should", "may", "might", "must", "shall", "keep", "lean", "come", "go",
     "suit", "make", "fit", "share", "show", "bring", "match", "began", "came", "grew", "found",
     "took", "made", "brought", "became", "went", "kept", "set", "put", "wore", "chose", "saw"})
+_ARTICLES = frozenset({"the", "of", "their", "her", "his", "its", "a", "an"})
+# an event verb ending a sentence has lost its day ("... Noir Satin purchased.")
+_VERB_ENDS = frozenset({"viewed", "bought", "purchased", "ordered", "acquired", "tried", "wishlisted",
+                        "saved", "returned", "browsed"})
 _IDIOM_LINKS = frozenset({"by", "for", "to", "after", "upon", "in", "and"})
 _RELATIVE = re.compile(r"\s*(?:which|who|whose|that|where|such as|including|like)\b", re.I)
 _DETERMINERS = frozenset({"the", "a", "an", "this", "these", "its", "their", "of", "in", "with",
@@ -98,6 +105,8 @@ def coherence_faults(text: str, candidate_id: str, names: list[Span], subjects: 
     faults += _identity(text, candidate_id, names, subjects)
     faults += [Fault(w.start(), w.end(), "prompt label", "the prompt's word for a piece, not an "
                      "associate's") for w in words if w.group(0).lower() in ("item", "items")]
+    faults += [Fault(n.start, n.end, "bare name", "a past piece named with no article before it")
+               for n in names if n.item_id != candidate_id and _word_before(text, n.start) not in _ARTICLES]
     for a, b in _sentences(text):
         sentence = [w for w in words if a <= w.start() < b]
         if not sentence:
@@ -113,6 +122,13 @@ def coherence_faults(text: str, candidate_id: str, names: list[Span], subjects: 
             seen.add((f.start, f.rule))
             out.append(f)
     return out
+
+
+def _word_before(text: str, pos: int) -> str:
+    """The word before `pos`, past a date right before it ("the 13 May 2026 Valmonde ...")."""
+    head = re.sub(r"(?:\b\d{1,2}\s+[^\W\d_]+\s+)?\b(?:19|20)\d\d\s*$", "", text[max(0, pos - 60):pos])
+    before = _WORD.findall(head)
+    return before[-1].lower() if before else ""
 
 
 def _repeats(text, words, candidate_id, names, dates) -> list[Fault]:
@@ -229,7 +245,7 @@ def _dangling(text, a, b, sentence) -> list[Fault]:
     end = sentence[-1].end()
     if tail[:1] in (",", ":", "-", "—", "(") or (not tail and b == len(text) and len(sentence) > 3):
         return [Fault(sentence[-1].start(), end, "dangling", "the sentence breaks off")]
-    if last in _OPEN_ENDS:
+    if last in _OPEN_ENDS or last in _VERB_ENDS:
         return [Fault(sentence[-1].start(), end, "dangling", f"the sentence stops on {last!r}")]
     return []
 

@@ -119,11 +119,26 @@ class LLMConfig:
     # (seller.llm.buffers); env SELLER_LLAMA_EXTRA_BUFFERS overrides, being about the machine
     extra_buffers: Literal["auto", "on", "off"] = "auto"
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # texts decoded per card, all at once: the greedy one, then ones sampled at
+    # candidate_temperature; a card shows the first that passes seller.guard
+    # (reports/claims/candidates-16: pass rate and latency per N)
+    candidates: int = 4
+    candidate_temperature: float = 0.8
+
+    def __post_init__(self):
+        if self.candidates < 1:
+            raise ConfigError(f"llm.candidates: must be >= 1, got {self.candidates}")
+        if not self.candidate_temperature > 0:
+            raise ConfigError(f"llm.candidate_temperature: must be > 0, got {self.candidate_temperature}")
 
     def sampling(self):
         """How serving, evaluation and training's sample generations pick tokens."""
         from seller.llm.sampling import SamplingParams
         return SamplingParams(numbers_from_prompt=self.numbers_from_prompt)
+
+    def alternative_sampling(self):
+        """How a card's texts after the first are sampled (sequence i gets seed 1 + i)."""
+        return dataclasses.replace(self.sampling(), temperature=self.candidate_temperature, seed=1)
 
 
 @dataclass

@@ -9,8 +9,12 @@
 
 Every card passes seller.guard before anything of it is shown: the model's text when each of its
 claims checks out against the catalogue, the client's history and the day (`today`), else a
-grounded sentence built from the same evidence (`Explanation.grounded`). So cards arrive whole,
-each as soon as its own decoding ends and its claims are read; `guard=False` streams raw text.
+grounded sentence built from the same evidence (`Explanation.grounded`). With
+`llm.candidates` = N > 1 each card decodes N texts at once (its greedy text in the batch of all
+cards, and N - 1 sampled ones in a request of its own, sharing the card's prompt in the KV
+cache) and shows the first that passes (`Explanation.candidate`); the others are dropped as
+soon as the greedy text passes. So cards arrive whole, each as soon as its own texts are read;
+`guard=False` streams raw text.
 
 Serving needs no transformers backbone: the recommender's encoders and the adapter (small
 torch modules) make the soft prompts, llama.cpp decodes. The history facts come first in the
@@ -37,6 +41,9 @@ from seller.config import STYLES, LLMConfig
 
 
 N_CTX = 2048  # llama.cpp context of the serving model (and of training's sample generations)
+# KV cells the runtime reserves for a card's alternatives beside their texts: their prompt
+# (about 150 positions on the sample, shared with the card's in the cache, counted whole)
+ALTERNATIVE_PROMPT_CELLS = 192
 
 _SENTENCE_END = re.compile(r"""[.!?…]["'”’)]*(?=\s|$)""")
 
@@ -60,6 +67,7 @@ class Explanation:
     grounded: bool = False  # the model's text failed a claim: a sentence built from the evidence replaced it
     failed_claims: list[str] = field(default_factory=list)  # what the model's text got wrong (ids and catalogue words)
     unchecked_claims: list[str] = field(default_factory=list)  # what the verifier could not check in the text shown
+    candidate: int | None = 0  # which of the card's texts is shown: 0 the first, n the n-th alternative; None grounded
 
 
 @dataclass
@@ -119,7 +127,7 @@ class Explainer:
     def __init__(self, dataset, recommender, adapter, llm, data_cfg, model_version: str,
                  max_tokens: int = LLMConfig.max_target_tokens,
                  sampling=None, stop=None, item_aspects: dict[str, list[str]] | None = None,
-                 guard: bool = True):
+                 guard: bool = True, candidates: int = 1, alternative_sampling=None):
         from seller.adapter.pipeline import ExplanationPipeline
         from seller.guard import CardGuard
         self.guard = CardGuard(dataset.items, dataset.events) if guard else None
@@ -128,22 +136,33 @@ class Explainer:
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
         self.sampling = sampling or LLMConfig().sampling()
         self.stop = tuple(LLMConfig().stop if stop is None else stop)
+        if candidates < 1 or llm.n_seq_max < candidates:
+            raise ValueError(f"candidates must be in [1, n_seq_max={llm.n_seq_max}], got {candidates}")
+        self.candidates = candidates if guard else 1  # without the guard nothing picks among them
+        self.alternative_sampling = alternative_sampling or LLMConfig().alternative_sampling()
+        self.cards_at_once = max(1, llm.n_seq_max // self.candidates)  # cards decoded together
 
     @classmethod
     def from_pretrained(cls, directory: str | Path = "models/sample", dataset=None, gguf: str | None = None,
                         n_threads: int = 2, n_gpu_layers: int = 0, n_seq_max: int = 8,
-                        n_ctx: int = N_CTX, weights: str = "f16") -> "Explainer":
+                        n_ctx: int = N_CTX, weights: str = "f16", candidates: int | None = None) -> "Explainer":
         """Load the model folder (seller.bundle: dataset, the one the model was trained on
         unless given; recommender; adapter) and the GGUF (weights: "f16" serving copy or
         "as-is", see seller.llm.weights); an adapter trained for another LLM width fails here,
-        naming both."""
+        naming both. n_seq_max cards decode at once and n_ctx KV cells hold them; each card's
+        alternatives (config llm.candidates, or `candidates`) get sequences and cells on top."""
         from seller.bundle import ModelBundle, lora_file, read_config
         from seller.llm.runtime import SoftPromptLLM
         directory = _resolve(directory)
         cfg = read_config(directory)  # names the GGUF; the bundle reads the rest
-        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_ctx=n_ctx, n_threads=n_threads,
-                            n_gpu_layers=n_gpu_layers, n_seq_max=n_seq_max, lora=lora_file(directory),
-                            weights=weights, extra_buffers=cfg.llm.extra_buffers)
+        candidates = candidates or cfg.llm.candidates
+        more = candidates - 1
+        llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
+                            n_seq_max=n_seq_max * candidates,
+                            n_ctx=n_ctx + bool(more) * n_seq_max * (
+                                ALTERNATIVE_PROMPT_CELLS + more * (cfg.llm.max_target_tokens + 1)),
+                            max_waiting=16 + bool(more) * n_seq_max,  # one request per card's alternatives
+                            lora=lora_file(directory), weights=weights, extra_buffers=cfg.llm.extra_buffers)
         try:
             bundle = ModelBundle.from_pretrained(directory, dataset, n_embd=llm.n_embd, llm_name=f"GGUF {llm.path}")
         except Exception:
@@ -151,7 +170,8 @@ class Explainer:
             raise
         return cls(bundle.dataset, bundle.recommender, bundle.adapter, llm, cfg.data, bundle.model_version,
                    max_tokens=cfg.llm.max_target_tokens, sampling=cfg.llm.sampling(), stop=cfg.llm.stop,
-                   item_aspects=bundle.item_aspects)
+                   item_aspects=bundle.item_aspects, candidates=candidates,
+                   alternative_sampling=cfg.llm.alternative_sampling())
 
     def recommend(self, client_id: str, k: int = 5, exclude_purchased: bool = True):
         """Top-k `Recommendation(item_id, score, top_events)` from the recommender."""
@@ -205,21 +225,22 @@ class Explainer:
         the cards are read (default: today, UTC); claims about time and dates are read on it."""
         item_ids = list(item_ids)
         walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
-        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed, unchecked claims)
+        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed claims, shown, unchecked claims)
+        alternatives: dict[int, object] = {}  # per candidate index: its alternatives' request
 
         def finish(texts: dict[int, str]) -> list[Explanation]:
             out = []
             for i in range(len(item_ids)):
                 gates, cited = metas[i]
-                grounded, cited, failed, unchecked = checked.get(i, (False, cited, [], []))
-                text = texts.get(i, "") if grounded else whole_sentences(texts.get(i, ""))
-                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed,
-                                       unchecked))
+                grounded, cited, failed, chosen, unchecked = checked.get(i, (False, cited, [], 0, []))
+                text = texts.get(i, "") if self.guard is not None else whole_sentences(texts.get(i, ""))
+                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded,
+                                       failed, unchecked, chosen))
             return out
 
-        chunks = self._decode_batches(client_id, item_ids, style, walls, metas, today)
+        chunks = self._decode_batches(client_id, item_ids, style, walls, metas, alternatives, today)
         if self.guard is not None:
-            chunks = self._checked(chunks, client_id, item_ids, style, today, metas, checked)
+            chunks = self._checked(chunks, client_id, item_ids, style, today, metas, checked, alternatives)
         results = ExplanationsStream(chunks, finish)
         if stream:
             return results
@@ -228,40 +249,77 @@ class Explainer:
         return results.explanations
 
     def _decode_batches(self, client_id: str, item_ids: list[str], style: str, walls: dict, metas: dict,
-                        today: date | None):
-        n = self.llm.n_seq_max
+                        alternatives: dict, today: date | None):
+        n = self.cards_at_once
         for start in range(0, len(item_ids), n):
             t0 = time.perf_counter()
             jobs = self._prepare(client_id, item_ids[start:start + n], style, today)
             for k, (_, _, gates, cited) in enumerate(jobs):
                 metas[start + k] = (gates, cited)
-            for k, chunk in self.llm.stream_many([j[0] for j in jobs], [j[1] for j in jobs],
-                                                 max_tokens=self.max_tokens, sampling=self.sampling,
-                                                 stop=self.stop):
+            first = self.llm.submit([j[0] for j in jobs], [j[1] for j in jobs], max_tokens=self.max_tokens,
+                                    sampling=self.sampling, stop=self.stop)  # queued before the alternatives
+            if self.guard is not None:
+                for k, request in enumerate(self.submit_alternatives([j[0] for j in jobs], [j[1] for j in jobs])):
+                    alternatives[start + k] = request
+            for k, chunk in first:
                 yield start + k, chunk
             for k in range(len(jobs)):
                 walls[start + k] = time.perf_counter() - t0
 
-    def _checked(self, chunks, client_id, item_ids, style, today, metas, checked):
-        """Hold each card's raw text until its sequence ends, then yield what the guard shows."""
+    def submit_alternatives(self, layouts, soft_prompts) -> list:
+        """Per layout, a request decoding its candidates - 1 sampled alternatives (identical
+        prompts: all but one position shared in the KV cache); None each when candidates = 1."""
+        more = self.candidates - 1
+        if not more:
+            return [None] * len(layouts)
+        return [self.llm.submit([layout] * more, [soft] * more, max_tokens=self.max_tokens,
+                                sampling=self.alternative_sampling, stop=self.stop)
+                for layout, soft in zip(layouts, soft_prompts)]
+
+    @staticmethod
+    def alternative_texts(request) -> list[str]:
+        """The texts of a request from submit_alternatives, in sequence order (waits for them)."""
+        if request is None:
+            return []
+        texts: dict[int, str] = {}
+        for s, piece in request:
+            texts[s] = texts.get(s, "") + piece
+        return [whole_sentences(texts.get(s, "")) for s in range(len(request.layouts))]
+
+    def _checked(self, chunks, client_id, item_ids, style, today, metas, checked, alternatives):
+        """Hold each card's raw text until its sequence ends, then yield what the guard shows
+        (reading the card's alternatives only when its first text fails)."""
         day = today or datetime.now(timezone.utc).date()
         history = self.dataset.client_history(client_id)
         texts: dict[int, str] = {}
-        for i, chunk in chunks:
-            if chunk:
-                texts[i] = texts.get(i, "") + chunk
-                continue
-            cited = metas[i][1]
-            shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
-                                     cited[0] if cited else None)
-            failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
-            unchecked = list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked))
-            checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed, unchecked) \
-                if shown.grounded else (False, cited, [], unchecked)
-            yield i, shown.text
+        try:
+            for i, chunk in chunks:
+                if chunk:
+                    texts[i] = texts.get(i, "") + chunk
+                    continue
+                cited = metas[i][1]
+                request = alternatives.pop(i, None)
+                shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
+                                         cited[0] if cited else None, _lazy(self.alternative_texts, request))
+                if request is not None:
+                    request.cancel()  # the card is decided: its unread alternatives stop decoding
+                failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
+                unchecked = list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked))
+                checked[i] = (True, [shown.cited_event_id] if shown.cited_event_id else [], failed, None, unchecked) \
+                    if shown.grounded else (False, cited, failed, shown.chosen, unchecked)
+                yield i, shown.text
+        finally:  # closed early or failed: no card's alternatives keep decoding
+            for request in alternatives.values():
+                if request is not None:
+                    request.cancel()
 
     def close(self) -> None:
         self.llm.close()
+
+
+def _lazy(texts_of, request):
+    """The request's texts, collected on first use only."""
+    yield from texts_of(request)
 
 
 def _resolve(directory) -> Path:

@@ -258,7 +258,8 @@ def test_every_card_shown_passes_the_claim_verifier(explainer):
         for item_id, e in zip(recs, explainer.explain_many(cid, recs, "occasion", today=day)):
             assert verifier.verify(e.text, item_id, history, day).passed, e.text
             assert set(e.cited_event_ids) <= set(history["event_id"])
-            assert bool(e.failed_claims) == e.grounded
+            assert bool(e.failed_claims) == (e.candidate != 0)  # the first text failed
+            assert e.grounded == (e.candidate is None)
 
 
 # -- a store of its own: items known only by their name ---------------------------------------------
@@ -349,3 +350,25 @@ def test_cli_serves_the_store_given_and_refuses_another_catalogue(name_only, cap
     assert re.search(r"trained on catalogue [0-9a-f]{16} \(330 items, dataset 'sample'\) but dataset 'store' "
                      r"has catalogue [0-9a-f]{16} \(329 items\)", err), err
     assert f"seller fit --data {fewer} --out models/store" in err
+
+
+def test_several_texts_per_card_show_the_first_that_passes(explainer):
+    """llm.candidates texts per card: the greedy one and sampled ones decoded beside it; a card
+    shows the first that passes, and every request is done or dropped once the cards are in."""
+    from datetime import date
+
+    from seller.verify import ClaimVerifier
+    assert explainer.candidates > 1 and explainer.llm.n_seq_max == explainer.cards_at_once * explainer.candidates
+    verifier, day = ClaimVerifier(explainer.dataset.items), date(2026, 12, 1)
+    chosen = []
+    for cid in held_out_clients(3):
+        history = explainer.dataset.client_history(cid)
+        recs = [r.item_id for r in explainer.recommend(cid, k=5)]
+        for item_id, e in zip(recs, explainer.explain_many(cid, recs, "feature", today=day)):
+            assert verifier.verify(e.text, item_id, history, day).passed, e.text
+            assert e.candidate is None or 0 <= e.candidate < explainer.candidates
+            chosen.append(e.candidate)
+    assert any(c not in (0, None) for c in chosen), chosen  # an alternative saved some card
+    llm = explainer.llm
+    explainer.explain_many(held_out_clients(1)[0], recs[:1], "feature", today=day)
+    assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live and not llm._waiting

@@ -39,3 +39,23 @@ def test_a_text_that_passes_is_shown_as_it_is(sample, guard):
 def test_an_empty_text_and_a_client_without_history_still_get_a_sentence(guard):
     shown = guard.shown("   ", "I0218", None, "occasion", DAY)
     assert shown.grounded and shown.checked.passed and shown.cited_event_id is None and shown.text
+
+
+def test_the_first_alternative_that_passes_is_shown_and_later_ones_are_not_read(sample, guard):
+    history = sample.client_history("C001", before=DAY)
+    good = guard.shown("", "I0218", history, "feature", DAY, "e80").text  # a sentence that passes
+    bad = "This overcoat, made by the Aulë Le Tigre, is the item."
+    read = []
+
+    def alternatives():
+        for text in (bad, good, "never read"):
+            read.append(text)
+            yield text
+
+    shown = guard.shown(bad, "I0218", history, "feature", DAY, "e80", alternatives())
+    assert shown.text == good and shown.chosen == 2 and not shown.grounded
+    assert not shown.raw.passed and shown.checked.passed and read == [bad, good]
+    first = guard.shown(good, "I0218", history, "feature", DAY, "e80", alternatives())
+    assert first.chosen == 0 and read == [bad, good]  # the lazy alternatives were never drawn
+    none = guard.shown(bad, "I0218", history, "feature", DAY, "e80", [bad, "   "])
+    assert none.grounded and none.chosen is None and none.checked.passed

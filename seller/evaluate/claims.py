@@ -53,12 +53,13 @@ def verify_cards(cases, gens, dataset, guard) -> list[dict]:
         history = dataset.client_history(case.client_id, before=case.target_time)
         for item_id, g in zip(case.candidates, generated):
             shown = guard.shown(g.text, item_id, history, case.style, case.target_time,
-                                (g.cited_event_ids or [None])[0])
+                                (g.cited_event_ids or [None])[0], g.alternatives)
             result = shown.raw
             cards.append({
                 "case": case.case_id, "client_id": case.client_id, "item_id": item_id,
                 "style": case.style, "text": g.text, "passed": result.passed,
                 "grounded": shown.grounded, "shown_text": shown.text, "shown_passed": shown.checked.passed,
+                "chosen": shown.chosen, "n_texts": 1 + len(g.alternatives),
                 "failed": [f"{c.type}: \"{c.text}\" ({c.reason})" for c in result.failed],
                 "failed_types": sorted({c.type for c in result.failed}),
                 "unchecked": [f"{c.type}: \"{c.text}\" ({c.reason})" for c in shown.checked.unchecked],
@@ -97,6 +98,11 @@ def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
            "fallback_ci": list(bootstrap_ci(grounded, n_bootstrap, seed)),
            # as shown: cards holding a claim the verifier could not check (no attribute recorded, ...)
            "unchecked_rate": float(np.mean([bool(c.get("unchecked")) for c in cards])),
+           "texts_per_card": max(c.get("n_texts", 1) for c in cards),
+           # the model's own text shown, and of those an alternative (not its first text)
+           "model_text_shown_rate": float(1 - grounded.mean()),
+           "alternative_shown_rate": float(np.mean([bool(c.get("chosen")) for c in cards])),
+           "coherence_rules": _rule_counts(cards),
            "failing_rate": {}, "failing_rate_ci": {}, "failed_per_explanation": {}}
     for t in CLAIM_TYPES:
         failing = np.array([t in c["failed_types"] for c in cards], dtype=float)
@@ -110,6 +116,13 @@ def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
                                                       "grounded", "shown_text", "unchecked")}
                     for i in sorted(picked)]
     return out
+
+
+def _rule_counts(cards: list[dict]) -> dict[str, int]:
+    """Explanations failing each coherence rule (seller.coherence.RULES)."""
+    from seller.coherence import RULES
+    return {rule: sum(any(f.startswith("coherence: ") and f"({rule}:" in f for f in c["failed"])
+                      for c in cards) for rule in RULES}
 
 
 # ------------------------------------------------------------------ results.md
@@ -142,6 +155,16 @@ def claims_markdown(results: dict) -> list[str]:
                   "not check (a colour, material or hardware word on a piece whose catalogue row "
                   "records none, a kind word for a piece without a category, ...): "
                   + ", ".join(unchecked) + ".", ""]
+    for name, c in methods.items():
+        if c.get("texts_per_card", 1) > 1:
+            parts.append(f"- {name}: {c['texts_per_card']} texts decoded per card, the first that passes "
+                         f"shown: the model's own text on {_pct(c['model_text_shown_rate'])}% of cards, "
+                         f"an alternative (not its first text) on {_pct(c['alternative_shown_rate'])}%.")
+        rules = {r: n for r, n in c.get("coherence_rules", {}).items() if n}
+        if rules:
+            parts.append(f"- {name}: coherence faults (raw texts failing each rule): "
+                         + ", ".join(f"{r} {n}" for r, n in rules.items()) + ".")
+    parts.append("")
     for name, c in methods.items():
         parts += [f"### {len(c['cards'])} random cards: {name}", ""]
         for card in c["cards"]:

@@ -53,6 +53,7 @@ class Generated:
     gate_weights: list[float] | None = None
     cited_event_ids: tuple[str, ...] = ()
     latency_s: float = 0.0
+    alternatives: tuple[str, ...] = ()  # the card's other texts (llm.candidates), tried in order by the guard
 
 
 @dataclass
@@ -185,31 +186,41 @@ class ExplainerMethod:
     n_threads: int = 2
     sampling: SamplingParams | None = None  # None: the model's own config's
     stop: tuple[str, ...] | None = None  # None: the model's own config's
+    candidates: int | None = None  # texts per card; None: the model's own config's
+    alternative_sampling: SamplingParams | None = None  # None: the model's own config's
     _explainer: object = field(init=False, repr=False)
 
     def __post_init__(self):
         from seller.explain import Explainer
 
         self._explainer = Explainer.from_pretrained(self.model_dir, dataset=self.dataset,
-                                                    n_threads=self.n_threads)
+                                                    n_threads=self.n_threads, candidates=self.candidates)
         if self.sampling is not None:  # every method of one evaluation decodes alike
             self._explainer.sampling = self.sampling
         if self.stop is not None:
             self._explainer.stop = self.stop
+        if self.alternative_sampling is not None:
+            self._explainer.alternative_sampling = self.alternative_sampling
         self.expert_names = list(getattr(self._explainer.adapter, "expert_names", []) or [])
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
         ex, item_ids = self._explainer, list(item_ids)
         out: list[Generated] = []
-        for i in range(0, len(item_ids), ex.llm.n_seq_max):
-            chunk = item_ids[i:i + ex.llm.n_seq_max]
+        for i in range(0, len(item_ids), ex.cards_at_once):
+            chunk = item_ids[i:i + ex.cards_at_once]
             t0 = time.perf_counter()
             st = ex.step(case.client_id, chunk, case.style, int(case.target_time.timestamp()))
-            texts = ex.llm.generate_many(st.layouts, [p.float().numpy() for p in st.output.soft_prompts],
-                                         max_tokens=ex.max_tokens, sampling=ex.sampling, stop=ex.stop)
+            softs = [p.float().numpy() for p in st.output.soft_prompts]
+            first = ex.llm.submit(st.layouts, softs, max_tokens=ex.max_tokens, sampling=ex.sampling,
+                                  stop=ex.stop)  # decoded together with the alternatives, as served
+            requests = ex.submit_alternatives(st.layouts, softs)
+            texts = [""] * len(chunk)
+            for b, piece in first:
+                texts[b] += piece
+            others = [ex.alternative_texts(r) for r in requests]
             per = (time.perf_counter() - t0) / len(chunk)
-            out += [Generated(t.strip(), _as_list(st.output.gate_weights[b]), tuple(st.cited[b]), per)
-                    for b, t in enumerate(texts)]
+            out += [Generated(t.strip(), _as_list(st.output.gate_weights[b]), tuple(st.cited[b]), per,
+                              tuple(others[b])) for b, t in enumerate(texts)]
         return out
 
 

@@ -157,9 +157,11 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
 # ------------------------------------------------------------------------------ the methods
 def run_methods(wanted: list[str], dataset, cfg, refs: pd.DataFrame, split: dict, split_source: str,
                 rec, config: EvalConfig, threads: int, trained: dict[str, Path], command: str,
-                review_data: bool = False, log=print) -> tuple[dict, dict[str, list[dict]]]:
+                review_data: bool = False, candidates: int | None = None,
+                log=print) -> tuple[dict, dict[str, list[dict]]]:
     """Every wanted method explains the same held-out cases; returns (results, the verifier's
     cards per method). `trained`: model folder per trained method (SELLER and its ablations);
+    `candidates`: texts decoded per card for them (None: the config's llm.candidates);
     `cfg`: the training Config whose decoding every LLM method shares."""
     from seller.adapter.facts import layout_config, prompt_aspects
     from seller.data.review_explanations import item_aspects
@@ -221,7 +223,8 @@ def run_methods(wanted: list[str], dataset, cfg, refs: pd.DataFrame, split: dict
                     results["skipped"][name] = f"no trained model at {shown_path(path)}"
                     continue
                 method = ExplainerMethod(path, name, dataset, threads, cfg.llm.sampling(),
-                                         tuple(cfg.llm.stop))
+                                         tuple(cfg.llm.stop), candidates or cfg.llm.candidates,
+                                         cfg.llm.alternative_sampling())
         except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
             results["skipped"][name] = f"{type(e).__name__}: {e}"
             continue
@@ -336,6 +339,9 @@ def add_arguments(parser) -> None:
                         help=f"held-out cases per method (default {EvalConfig.max_cases}; with --data 16)")
     parser.add_argument("--k", type=int, default=EvalConfig.k)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
+    parser.add_argument("--candidates", type=int, default=None, metavar="N",
+                        help="texts decoded per card for the trained methods, the first that passes "
+                             "is shown (default: the config's llm.candidates)")
     parser.add_argument("--review-sheet", type=int, default=0, metavar="N",
                         help="also write N random cards, blind, for human rating (review_sheet.csv/.html)")
     parser.add_argument("--ratings", default=None, metavar="FILE",
@@ -350,6 +356,7 @@ def _command(args, methods: list[str]) -> str:
               if value]
     parts += [f"--max-cases {args.max_cases} --k {args.k} --methods {','.join(methods)}"]
     parts += [f"--model {m}" for m in args.model]
+    parts += [f"--candidates {args.candidates}"] if getattr(args, "candidates", None) else []
     parts += [f"--review-sheet {args.review_sheet}"] if getattr(args, "review_sheet", 0) else []
     return " ".join(parts)
 
@@ -421,10 +428,14 @@ def run(args) -> int:
         rec = Recommender.from_pretrained(rec_dir, dataset)
     review_data = args.dataset == "musical_instruments"
     config = EvalConfig(max_cases=args.max_cases, k=args.k, max_tokens=15 if review_data else None)
+    candidates = args.candidates or cfg.llm.candidates
+    if candidates < 1:
+        print(f"seller evaluate: --candidates must be >= 1, got {candidates}", file=sys.stderr)
+        return 2
     trained = {name: overrides.get(name) or models / sub for name, sub in MODEL_SUBDIRS.items()}
     results, cards_by_method = run_methods(
         wanted, dataset, cfg, refs, split, split_source, rec, config, args.threads, trained,
-        _command(args, wanted), review_data, log=lambda m: print(m, file=sys.stderr))
+        _command(args, wanted), review_data, candidates, log=lambda m: print(m, file=sys.stderr))
     if not results["methods"]:
         print("seller evaluate: no method could run: " + "; ".join(
             f"{k}: {v}" for k, v in results["skipped"].items()), file=sys.stderr)
