@@ -48,14 +48,12 @@ class EvalConfig:
 
 # ------------------------------------------------------------------------------ cases
 def _candidates_by_recommender(rec, dataset, client_id, target, true_item, k) -> list[str]:
-    from seller.recommend import PURCHASE, segment_index
+    from seller.recommend import segment_index
 
     seq = rec.history(client_id)
     n = int(np.searchsorted(seq.timestamps, int(target.timestamp()), side="left"))
     seg = segment_index(dataset, rec.segments).get(client_id, 0)
-    scores = rec.score_histories([seq[:n]], [seg])[0].numpy().copy()
-    bought = seq.items[:n][seq.event_types[:n] == PURCHASE]
-    scores[bought] = -np.inf
+    scores = rec.score_catalog(seq[:n], seg).numpy()  # what was bought before the target masked
     order = [rec.item_ids[i] for i in np.argsort(-scores, kind="stable")]
     return [i for i in order if i != true_item][:k - 1]
 
