@@ -31,7 +31,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from seller.config import STYLES, LLMConfig
+from seller.config import LLMConfig
+from seller.data.schema import EXPLANATION_STYLES, check_style
 
 
 N_CTX = 2048  # llama.cpp context of the serving model (and of training's sample generations)
@@ -160,8 +161,7 @@ class Explainer:
         from then on (held-out evaluation), None = the whole history."""
         import torch
         from seller.adapter.pipeline import StepRequest
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
+        check_style(style)
         for item_id in item_ids:
             self.dataset.item(item_id)  # UnknownIdError naming the id
         with torch.no_grad():
@@ -267,7 +267,7 @@ def _resolve(directory) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client", required=True, help="client id, e.g. C001")
     parser.add_argument("--item", help="explain this item instead of the top-k recommendations")
-    parser.add_argument("--style", default="feature", choices=STYLES)
+    parser.add_argument("--style", default="feature", choices=EXPLANATION_STYLES)
     parser.add_argument("--k", type=int, default=3, help="recommendations to explain")
     parser.add_argument("--model", default="models/sample", help="trained model folder")
     parser.add_argument("--threads", type=int, default=2)

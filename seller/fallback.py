@@ -26,6 +26,7 @@ from datetime import date
 
 import pandas as pd
 
+from seller.data.schema import check_style
 from seller.verify import MONTHS, comes_in_pairs, seasons_ahead
 
 SHARED = ("color", "material", "hardware", "collection", "maison")  # most telling first
@@ -156,8 +157,7 @@ class GroundedSentenceBuilder:
               cited_event_id: str | None = None, seed: int = 0) -> GroundedSentence:
         """One grounded sentence for candidate `item_id` in `style` ("feature" | "style" |
         "occasion"), read on `today`; `cited_event_id` prefers that event as the evidence."""
-        if style not in ("feature", "style", "occasion"):
-            raise ValueError(f"style {style!r}: expected feature, style or occasion")
+        check_style(style)
         item = self._items.get(item_id) or {"item_id": item_id}
         rng = random.Random(zlib.crc32(f"{seed}:{item_id}:{style}".encode()))
         today = pd.Timestamp(today)

@@ -14,11 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-INSTRUCTIONS = {  # short: every token is a forward pass per training step
-    "feature": "Explain by matching details (colour, material, hardware, maker) why the client may like the item.",
-    "style": "Explain how the item fits the client's taste and where their style is heading.",
-    "occasion": "Explain which coming occasion or season the item suits for the client.",
-}
+from seller.data.schema import STYLE_INSTRUCTIONS, check_style
+
 VERBS = {"purchase": "bought", "try_on": "tried on", "wishlist": "wishlisted", "view": "viewed",
          "add_to_cart": "added to basket", "return": "returned"}
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -35,9 +32,7 @@ def _val(row, key) -> str:
 
 
 def instruction(style: str) -> str:
-    if style not in INSTRUCTIONS:
-        raise ValueError(f"unknown explanation style {style!r} (choose from {', '.join(INSTRUCTIONS)})")
-    return INSTRUCTIONS[style]
+    return STYLE_INSTRUCTIONS[check_style(style)]
 
 
 def date_text(ts: pd.Timestamp) -> str:
