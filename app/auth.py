@@ -7,7 +7,6 @@ come from there). Nothing of the client book is drawn before `require_scope` has
 """
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from datetime import timedelta
@@ -15,6 +14,7 @@ from datetime import timedelta
 import streamlit as st
 
 from app import services
+from seller import settings
 from seller.feedback.audit import AuditLog
 from seller.feedback.store import FeedbackStore, FeedbackStoreError, resolve_url
 from seller.feedback.users import AccountDirectory, AccountError, AccountInfo, SignInError
@@ -22,7 +22,6 @@ from seller.scope import ClientScope
 
 SIGNED_IN = "_signed_in"  # session state: {"username", "last_active" (epoch s)}
 SCOPE = "_scope"  # session state: this run's ClientScope, for the pages
-IDLE_DEFAULT_MINUTES = 30.0
 # first run on the sample store: (username, role, boutiques)
 DEMO_ACCOUNTS = [("demo-admin", "admin", ()), ("demo-manager", "manager", ()),
                  ("demo-tokyo", "associate", ("Tokyo Ginza",)),
@@ -31,19 +30,15 @@ DEMO_ACCOUNTS = [("demo-admin", "admin", ()), ("demo-manager", "manager", ()),
 
 def idle_limit_s() -> float:
     """env `SELLER_IDLE_MINUTES`: minutes without interaction before a session signs out."""
-    raw = os.environ.get("SELLER_IDLE_MINUTES") or str(IDLE_DEFAULT_MINUTES)
     try:
-        minutes = float(raw)
-    except ValueError:
-        minutes = -1
-    if not minutes > 0:
-        st.error(f"SELLER_IDLE_MINUTES must be a positive number of minutes, got {raw!r}.")
+        return 60 * settings.idle_minutes()
+    except ValueError as e:
+        st.error(str(e))
         st.stop()
-    return 60 * minutes
 
 
 def serving_sample() -> bool:
-    return not os.environ.get("SELLER_DATA")
+    return settings.data_dir() is None
 
 
 def oidc_configured() -> bool:

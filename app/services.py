@@ -6,7 +6,6 @@ A missing model is reported as a `Loaded` with a notice, never replaced by made-
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,9 +14,9 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from seller import settings
 from seller.feedback.experiments import Experiment
 from seller.feedback.store import FeedbackStore, FeedbackStoreError, resolve_url
-from seller.paths import MODELS
 
 NOT_INSTALLED = "Explanation model not installed"
 # cards of all sessions decoded together (8 associates x 5 cards); more wait in the worker's queue
@@ -34,7 +33,7 @@ class Loaded:
 
 
 def model_dir() -> Path:
-    return Path(os.environ.get("SELLER_MODEL") or MODELS / "sample")
+    return settings.model_dir()
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -46,7 +45,7 @@ def _dataset(data_dir: str | None):
 
 def dataset():
     """Clients, items and events: env `SELLER_DATA` (a store dir) or the repo's sample_data/."""
-    return _dataset(os.environ.get("SELLER_DATA") or None)
+    return _dataset(settings.data_dir())
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -62,9 +61,8 @@ def _explainer(directory: str, data_dir: str | None) -> Loaded:
         # the app's dataset, so page and model agree on ids; a model trained on another catalog
         # fails here with the recommender's catalog-mismatch message
         return Loaded(Explainer.from_pretrained(
-            directory, dataset=_dataset(data_dir), n_threads=int(os.environ.get("SELLER_THREADS", "2")),
-            n_gpu_layers=int(os.environ.get("SELLER_GPU_LAYERS", "0")),
-            weights=os.environ.get("SELLER_LLM_WEIGHTS", "f16"),
+            directory, dataset=_dataset(data_dir), n_threads=settings.threads(),
+            n_gpu_layers=settings.gpu_layers(), weights=settings.llm_weights(),
             n_seq_max=CARDS_AT_ONCE, n_ctx=KV_CELLS_PER_CARD * CARDS_AT_ONCE))
     except FileNotFoundError as e:  # a folder without a trained model
         return Loaded(None, f"{NOT_INSTALLED}: {e}")
@@ -73,7 +71,7 @@ def _explainer(directory: str, data_dir: str | None) -> Loaded:
 
 
 def explainer() -> Loaded:
-    return _explainer(str(model_dir()), os.environ.get("SELLER_DATA") or None)
+    return _explainer(str(model_dir()), settings.data_dir())
 
 
 @st.cache_resource(show_spinner="Loading the recommender…")
@@ -96,7 +94,7 @@ def recommender() -> Loaded:
     loaded = explainer()
     if loaded.value is not None:
         return loaded
-    return _recommender(str(model_dir()), os.environ.get("SELLER_DATA") or None)
+    return _recommender(str(model_dir()), settings.data_dir())
 
 
 def model_version(model) -> str:
@@ -119,9 +117,7 @@ def feedback_store() -> Loaded:
 
 def experiment() -> Experiment:
     """The running style experiment: env `SELLER_EXPERIMENT` (name) and `SELLER_EXPERIMENT_WEIGHTS`."""
-    name = os.environ.get("SELLER_EXPERIMENT", "explanation-style-1")
-    spec = os.environ.get("SELLER_EXPERIMENT_WEIGHTS", "feature=1,style=1,occasion=1")
-    return Experiment.from_spec(name, spec)
+    return Experiment.from_spec(settings.experiment_name(), settings.experiment_weights())
 
 
 # -- explanations -----------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from seller import settings
 
 # command path -> (module, one-line help)
 LAZY = {
@@ -121,7 +122,7 @@ def _run_lazy(path: tuple[str, ...], rest: list[str]) -> int:
     except (LookupError, OSError, ValueError) as e:
         # The library's errors already name the id, key, path or width at fault: show that
         # one line, not a traceback (SELLER_DEBUG=1 keeps the traceback).
-        if os.environ.get("SELLER_DEBUG"):
+        if settings.debug():
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"{prog}: {message}", file=sys.stderr)

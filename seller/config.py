@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
-STYLES = ("feature", "style", "occasion")  # same order as seller.data.schema.EXPLANATION_STYLES
+from seller.data.schema import EXPLANATION_STYLES
+
 
 
 class ConfigError(ValueError):
@@ -30,7 +31,7 @@ class ConfigError(ValueError):
 class DataConfig:
     dataset: str = "sample"  # "sample" (sample_data/), "musical_instruments", or a store / CSV directory
     explanations: str = "sample_data/explanations.csv"  # reference texts; "reviews": from review text; "mined": from the history
-    styles: list[str] = field(default_factory=lambda: list(STYLES))  # styles to train on; each must have rows
+    styles: list[str] = field(default_factory=lambda: list(EXPLANATION_STYLES))  # styles to train on; each must have rows
     val_clients: float = 0.1  # share of clients held out for validation (whole clients, never rows)
     test_clients: float = 0.1  # share held out for evaluation; never seen in training
     split_seed: int = 13  # client split is a pure function of ids and this seed
@@ -54,8 +55,9 @@ class DataConfig:
 
     def __post_init__(self):
         for s in self.styles:
-            if s not in STYLES:
-                raise ConfigError(f"data.styles: unknown style {s!r} (choose from {', '.join(STYLES)})")
+            if s not in EXPLANATION_STYLES:
+                raise ConfigError(f"data.styles: unknown style {s!r} "
+                                  f"(choose from {', '.join(EXPLANATION_STYLES)})")
         if not self.styles:
             raise ConfigError("data.styles: give at least one style")
         for key in ("val_clients", "test_clients"):

@@ -28,7 +28,6 @@ SELLER_DATA (as the app), else the store the model was trained on (the sample fo
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -37,7 +36,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from seller.config import STYLES, LLMConfig
+from seller import settings
+from seller.config import LLMConfig
+from seller.data.schema import EXPLANATION_STYLES, check_style
 
 
 N_CTX = 2048  # llama.cpp context of the serving model (and of training's sample generations)
@@ -184,8 +185,7 @@ class Explainer:
         from then on (held-out evaluation), None = the whole history."""
         import torch
         from seller.adapter.pipeline import StepRequest
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
+        check_style(style)
         for item_id in item_ids:
             self.dataset.item(item_id)  # UnknownIdError naming the id
         with torch.no_grad():
@@ -333,7 +333,7 @@ def _resolve(directory) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client", required=True, help="client id, e.g. C001")
     parser.add_argument("--item", help="explain this item instead of the top-k recommendations")
-    parser.add_argument("--style", default="feature", choices=STYLES)
+    parser.add_argument("--style", default="feature", choices=EXPLANATION_STYLES)
     parser.add_argument("--k", type=int, default=3, help="recommendations to explain")
     parser.add_argument("--data", default=None,
                         help="store dir (seller import) or CSV folder whose clients are served "
@@ -369,7 +369,7 @@ def run(args) -> int:
     from seller.feedback.users import SignInError
     from seller.data.dataset import load_dataset
     from seller.scope import ClientScope, OutOfScopeError
-    data = args.data or os.environ.get("SELLER_DATA")
+    data = args.data or settings.data_dir()
     ex = Explainer.from_pretrained(args.model, dataset=load_dataset(data) if data else None,
                                    n_threads=args.threads)
     try:

@@ -38,6 +38,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from seller.data.schema import check_style
 from seller.verify import MONTHS, NUMBER_WORDS, SEASONS, comes_in_pairs, season_of
 
 SHARED = ("color", "material", "hardware", "collection", "maison")  # most telling first
@@ -399,6 +400,7 @@ class GroundedSentenceBuilder:
               cited_event_id: str | None = None, seed: int = 0) -> GroundedSentence:
         """One grounded sentence for candidate `item_id` in `style` ("feature" | "style" |
         "occasion"), read on `today`; `cited_event_id` prefers that event as the evidence."""
+        check_style(style)
         found = self.evidence(item_id, history, style, today, cited_event_id)
         return self.sentence(found, item_id, history, today, seed)
 

@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from seller import settings
 from seller.config import Config, load_config
 from seller.paths import REPO_ROOT, replace_atomically, swap_into_place
 
@@ -92,7 +93,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     except (LookupError, OSError, ValueError) as e:
-        if os.environ.get("SELLER_DEBUG"):
+        if settings.debug():
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         kept = f"; finished stages are kept in {fit.work}" if fit.work.exists() else ""

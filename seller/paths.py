@@ -14,13 +14,13 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from seller import settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 MODELS = REPO_ROOT / "models"
 
-SHARED_DATA_ENV = "SELLER_SHARED_DATA"
-CACHE_ENV = "SELLER_CACHE"  # derived copies: dequantized backbones, serving weights, MiniLM shards
-LEGACY_CACHE_ENV = "SELLER_CACHE_DIR"  # what the MiniLM cache alone once read; still honoured
+SHARED_DATA_ENV = settings.SHARED_DATA.name  # named in "set it" messages
 
 
 def shown_path(path: Path) -> str:
@@ -33,16 +33,13 @@ def shown_path(path: Path) -> str:
 
 def shared_data_dir() -> Path:
     """The public-data folder, read at call time so tests and users can repoint the env var."""
-    override = os.environ.get(SHARED_DATA_ENV)
-    if override:
-        return Path(override).expanduser().resolve()
-    return (REPO_ROOT.parent / "shared" / "data").resolve()
+    return settings.shared_data() or (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
 def cache_dir() -> Path:
     """Where SELLER keeps what it derives from installed models: env SELLER_CACHE (or the older
     SELLER_CACHE_DIR), else ~/.cache/seller; read at call time so tests can repoint it."""
-    return Path(os.environ.get(CACHE_ENV) or os.environ.get(LEGACY_CACHE_ENV) or "~/.cache/seller").expanduser()
+    return settings.cache_root()
 
 
 def sha256_file(path: Path) -> str:

@@ -10,6 +10,7 @@ API (stable; the adapter, explainer and app build on it):
     rec.make_batch(histories, segments, item_vectors) -> HistoryBatch  (for rec.user_encoder)
     rec.item_vectors() -> (N_items, d)          # rows in dataset.items order (rec.item_ids)
     rec.score_histories(histories, segments) -> (B, N_items)
+    rec.score_catalog(history, segment, exclude_purchased=True) -> (N_items,)   # one client, as served
     rec.save_pretrained(dir);  Recommender.from_pretrained(dir, dataset)
 
 Scoring is one matrix product: summary (B, d) @ item_vectors.T (d, N). Training is SASRec-CE:
@@ -184,15 +185,30 @@ class Recommender(nn.Module):
             out.append(self.user_encoder(batch).summary @ v.T)
         return torch.cat(out) if out else torch.zeros(0, len(self.item_ids))
 
+    @torch.no_grad()
+    def score_catalog(self, history: ClientSequence, segment: int, exclude_purchased: bool = True,
+                      item_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """(N_items,) one client's scores, the pieces bought in `history` at -inf when
+        `exclude_purchased` (a client is not offered what they own): the one scoring that
+        serving, evaluation's candidates and the latency benchmark share. `item_vectors`: the
+        candidates scored instead of the catalogue (the benchmark's generated catalogue)."""
+        if self.training:
+            self.eval()  # only on a change of mode: eval() drops the cached catalogue vectors
+        v = self.item_vectors()
+        batch = self.make_batch([history], [segment], v)
+        candidates = v if item_vectors is None else item_vectors
+        scores = (self.user_encoder(batch).summary @ candidates.T)[0]
+        if exclude_purchased and len(history):
+            scores[torch.from_numpy(np.unique(history.items[history.event_types == PURCHASE]))] = \
+                float("-inf")
+        return scores
+
     def recommend(self, client_id: str, k: int = 10, exclude_purchased: bool = True,
                   n_top_events: int = 3) -> list[Recommendation]:
         """Top-k items for a client of the attached dataset, with the events that weighed most."""
         seq = self.history(client_id)
         seg = self.segment_of(client_id)
-        scores = self.score_histories([seq], [seg])[0]
-        if exclude_purchased and len(seq):
-            bought = np.unique(seq.items[seq.event_types == PURCHASE])
-            scores[torch.from_numpy(bought)] = float("-inf")
+        scores = self.score_catalog(seq, seg, exclude_purchased)
         k = min(k, int(torch.isfinite(scores).sum()))
         top = torch.topk(scores, k)
         events = self.attribute(seq, seg, top.indices, n_top_events)

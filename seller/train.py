@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seller import settings
 from seller.config import Config, ConfigError, load_config
 
 INIT_PHRASE = " client history taste pieces style occasion detail explain"  # soft-prompt init tokens
@@ -70,11 +70,11 @@ def setup_distributed(device: str = "auto") -> Dist:
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if cuda and not torch.cuda.is_available():
         raise ConfigError("train.device = 'cuda' but torch sees no CUDA device (a CPU build of torch?)")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    local = settings.local_rank()
     where = f"cuda:{local}" if cuda else "cpu"
     if cuda:
         torch.cuda.set_device(local)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = settings.world_size()
     if world == 1:
         return Dist(device=where)
     dist.init_process_group("nccl" if cuda else "gloo")

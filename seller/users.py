@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 
+from seller import settings
 from seller.feedback.accounts import ROLES
 
 
@@ -55,7 +55,7 @@ def read_password(from_stdin: bool) -> str:
 
 def known_boutiques(data: str | None) -> set[str]:
     from seller.data import dataset
-    folder = data or os.environ.get("SELLER_DATA")
+    folder = data or settings.data_dir()
     clients = (dataset.load_dataset(folder) if folder else dataset.load_sample()).clients
     return set(clients["home_boutique"].dropna())
 

@@ -6,17 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from seller import settings
+from seller.paths import shared_data_dir
+
 # Nothing may download at run time; make any attempt fail loudly instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+PG_URL_ENV = settings.TEST_PG_URL.name  # an admin URL; scripts/test.sh starts a throwaway cluster and sets it
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (or $SELLER_SHARED_DATA); tests needing it skip when it is absent."""
-    root = Path(os.environ.get("SELLER_SHARED_DATA", REPO.parent / "shared" / "data"))
+    root = shared_data_dir()
     if not (root / "README.md").exists():
         pytest.skip(f"public benchmark data not found at {root} (set SELLER_SHARED_DATA)")
     return root
@@ -50,14 +54,13 @@ def pytest_runtest_setup(item):
                     f"{_probe['returncode']}, {_probe['signal']}); see tests/test_llm_buffers.py",
                     pytrace=False)
 # -- databases ----------------------------------------------------------------------------------
-PG_URL_ENV = "SELLER_TEST_PG_URL"  # an admin URL; scripts/test.sh starts a throwaway cluster and sets it
 
 
 def service_missing(why: str):
     """A service the test needs is absent. Under CI=true that fails the test: the tests that say
     "SQLite and PostgreSQL alike" must not pass on SQLite alone there. Elsewhere it is a skip
     whose reason names what was not tested (pytest -ra lists it)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if settings.under_ci():
         pytest.fail(f"{why}; CI=true requires it")
     pytest.skip(why)
 
@@ -65,7 +68,7 @@ def service_missing(why: str):
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """The PostgreSQL server to test against (an unreachable one fails the tests, never skips)."""
-    url = os.environ.get(PG_URL_ENV)
+    url = settings.postgres_test_url()
     if not url:
         service_missing(f"PostgreSQL NOT tested: {PG_URL_ENV} is unset "
                         f"(bash scripts/test.sh starts a throwaway cluster and sets it)")

@@ -14,6 +14,7 @@ import pytest
 
 from argon2 import PasswordHasher
 
+from seller import settings
 from seller.data.dataset import load_sample
 from seller.feedback.store import FeedbackStore
 from seller.feedback.users import AccountDirectory
@@ -133,8 +134,8 @@ def test_select_client_vote_and_screenshot(server):
         wait_until_idle(page)  # no stale cards of the previous client left to click
         if page.get_by_text("Explanation model not installed").count():
             page.screenshot(path=str(tmp / "clienteling_no_model.png"), full_page=True)
-            if os.environ.get("SELLER_SCREENSHOT_DIR"):
-                shutil.copy(tmp / "clienteling_no_model.png", os.environ["SELLER_SCREENSHOT_DIR"])
+            if settings.screenshot_dir():
+                shutil.copy(tmp / "clienteling_no_model.png", settings.screenshot_dir())
             pytest.fail("the shipped explanation model (models/sample) did not load: "
                         + page.get_by_text("Explanation model not installed").first.inner_text())
         # this client's vote buttons (keyed by client: a stale card of the previous one never matches)
@@ -150,8 +151,8 @@ def test_select_client_vote_and_screenshot(server):
         page.wait_for_timeout(800)  # let the toast and the re-run settle for the screenshot
         shot = tmp / "clienteling.png"
         page.screenshot(path=str(shot), full_page=True)
-        if os.environ.get("SELLER_SCREENSHOT_DIR"):
-            shutil.copy(shot, os.environ["SELLER_SCREENSHOT_DIR"])
+        if settings.screenshot_dir():
+            shutil.copy(shot, settings.screenshot_dir())
         # a deep link to the experiments page (a fresh page load: sign in again) runs the router
         # and counts the vote
         sign_in(page, url, "max", "/experiments")

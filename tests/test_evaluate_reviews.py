@@ -1,17 +1,13 @@
 """PETER-style reference extraction from review text (seller/data/review_explanations.py)."""
 import gzip
 import json
-import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from seller.data import review_explanations as R
 
-SHARED = Path(os.environ.get("SELLER_SHARED_DATA",
-                             Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-REAL = SHARED / R.REVIEWS_FILE
+REAL = R.default_reviews_path()
 
 
 def corpus(n=12):

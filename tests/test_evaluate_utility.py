@@ -67,6 +67,16 @@ def test_summary_per_style_and_ci_contains_mean():
     assert bootstrap_ci([0.3] * 5, 100, 0) == pytest.approx((0.3, 0.3))
 
 
+def test_bootstrap_statistic_sees_the_same_resamples_as_the_mean():
+    values = np.random.default_rng(3).uniform(0, 100, 37)
+    mean_ci = bootstrap_ci(values, 400, 7)
+    assert bootstrap_ci(values, 400, 7, statistic=lambda ix: values[ix].mean()) == mean_ci
+    lo, hi = bootstrap_ci(values, 400, 7, statistic=lambda ix: values[ix].max())
+    assert lo <= hi == values.max()
+    with pytest.raises(ValueError, match="no values"):
+        bootstrap_ci([], 10, 0)
+
+
 def test_bad_config_and_case_name_the_field():
     with pytest.raises(ValueError, match="k must be >= 2"):
         UtilityConfig(k=1)

@@ -7,12 +7,12 @@ real ones); then the real default model is checked the same way.
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import pytest
 import torch
 
+from seller import settings
 from seller.llm import resolve_gguf
 from seller.llm.backbone import TorchBackbone
 from seller.llm.layout import Layout, Segment, build_layout
@@ -22,7 +22,7 @@ from seller.llm.sampling import GREEDY
 from seller.llm.weights import serving_gguf
 
 # llama.cpp layers on the GPU (scripts/gpu_check.sh sets -1 on a CUDA build); 0 = CPU
-GPU_LAYERS = int(os.environ.get("SELLER_GPU_LAYERS", "0"))
+GPU_LAYERS = settings.gpu_layers()
 HISTORY = ["2024-01-03 viewed: silk scarf, navy, Maison A",
            "2024-02-11 tried on: leather loafers, black, Maison B",
            "2024-03-20 purchased: cashmere coat, camel, Maison A"]

@@ -79,6 +79,21 @@ def test_recommend_exclusion_and_top_events(trained):
     assert len(all_recs) == N_ITEMS
 
 
+def test_score_catalog_is_batch_scoring_with_the_purchases_masked(trained):
+    ds, rec = trained
+    seq = build_sequences(ds)["C000"]
+    first_purchase = int(np.flatnonzero(seq.event_types == 4)[0])
+    before = seq[:first_purchase]  # evaluation scores the history before its target
+    assert torch.isfinite(rec.score_catalog(before, 0)).all()
+    scores = rec.score_catalog(seq, 0)
+    bought = np.unique(seq.items[seq.event_types == 4])
+    assert torch.isinf(scores[bought]).all() and torch.isfinite(scores).sum() == N_ITEMS - len(bought)
+    unmasked = rec.score_catalog(seq, 0, exclude_purchased=False)
+    assert torch.equal(unmasked, rec.score_histories([seq], [0])[0])
+    keep = np.setdiff1d(np.arange(N_ITEMS), bought)
+    assert torch.equal(scores[keep], unmasked[keep])
+
+
 def test_cold_start_and_unknown_client(trained):
     ds, rec = trained
     recs = rec.recommend("C_NEW", k=5)  # known client, no events: segment prior

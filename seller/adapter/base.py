@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
+from seller.data.schema import EXPLANATION_STYLES
+
 
 @dataclass
 class AdapterShape:
@@ -20,7 +22,7 @@ class AdapterShape:
     d_state: int  # SequentialUserEncoder state width
     n_embd: int  # LLM embedding width (576 for SmolLM2-135M)
     embed_rms: float  # RMS of the LLM's input token embeddings; soft prompts are scaled to it
-    n_styles: int = 3
+    n_styles: int = len(EXPLANATION_STYLES)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,11 +15,8 @@ from datetime import date
 
 import pandas as pd
 
-INSTRUCTIONS = {  # short: every token is a forward pass per training step
-    "feature": "Explain by matching details (colour, material, hardware, maker) why the client may like the item.",
-    "style": "Explain how the item fits the client's taste and where their style is heading.",
-    "occasion": "Explain which coming occasion or season the item suits for the client.",
-}
+from seller.data.schema import STYLE_INSTRUCTIONS, check_style
+
 VERBS = {"purchase": "bought", "try_on": "tried on", "wishlist": "wishlisted", "view": "viewed",
          "add_to_cart": "added to basket", "return": "returned"}
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -38,11 +35,8 @@ def _val(row, key) -> str:
 def instruction(style: str, day: date | None = None) -> str:
     """The style's instruction; with `day`, the day the card is read, so "coming" seasons are
     coming from that day (`DataConfig.date_in_prompt`)."""
-    if style not in INSTRUCTIONS:
-        raise ValueError(f"unknown explanation style {style!r} (choose from {', '.join(INSTRUCTIONS)})")
-    if day is None:
-        return INSTRUCTIONS[style]
-    return f"{INSTRUCTIONS[style]} Today is {day.day} {MONTHS[day.month - 1]} {day.year}."
+    text = STYLE_INSTRUCTIONS[check_style(style)]
+    return text if day is None else f"{text} Today is {day.day} {MONTHS[day.month - 1]} {day.year}."
 
 
 def date_text(ts: pd.Timestamp) -> str:

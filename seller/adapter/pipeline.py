@@ -21,7 +21,8 @@ import torch
 from seller.adapter.base import AdapterInputs, AdapterOutput
 from seller.adapter.facts import (evidence_fact, history_facts, instruction, item_text, layout_config,
                                   related_fact)
-from seller.config import STYLES, DataConfig
+from seller.config import DataConfig
+from seller.data.schema import EXPLANATION_STYLES
 from seller.data.sequences import ClientSequence
 from seller.llm.layout import Layout, build_layout
 
@@ -86,7 +87,7 @@ class ExplanationPipeline:
         client_index, item_index = self.adapter.id_indices(client_ids, item_ids)
         return AdapterInputs(
             item=v[rows], states=out.states[:, 1:], mask=mask, summary=out.summary,
-            style=torch.tensor([STYLES.index(s) for s in styles]),
+            style=torch.tensor([EXPLANATION_STYLES.index(s) for s in styles]),
             history_items=batch.event_vectors, client_index=client_index, item_index=item_index,
         ).to(next(self.adapter.parameters()).device)
 

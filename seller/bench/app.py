@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from seller import settings
+
 TARGET_FIRST_S = 0.5
 TARGET_ALL_S = 3.0
 TARGET_CONCURRENT_RATIO = 2.5  # p90 five cards, N associates at once over one at a time
@@ -145,7 +147,7 @@ def run(args) -> int:
     result = {
         "benchmark": "app_latency", "model_dir": shown_path(model_dir),
         "model_version": str(getattr(explainer, "model_version", "")), "dataset": data.name,
-        "k": args.k, "style": args.style, "threads": args.threads, "gpu_layers": gpu_layers(), "load_s": load_s,
+        "k": args.k, "style": args.style, "threads": args.threads, "gpu_layers": settings.gpu_layers(), "load_s": load_s,
         "draft_tokens": served_drafts, "candidates": explainer.candidates, "serving": serving, "first_words_s": first, "all_s": total,
         "targets": {"first_words_s": TARGET_FIRST_S, "all_s": TARGET_ALL_S},
         "meets_targets": first["median"] <= TARGET_FIRST_S and total["median"] <= TARGET_ALL_S,
@@ -158,24 +160,19 @@ def run(args) -> int:
     return _write(result, markdown(result), args.out or Path("benchmarks/results") / "app_latency.json")
 
 
-def gpu_layers() -> int:
-    return int(os.environ.get("SELLER_GPU_LAYERS", "0"))  # as the app: -1 = all on the GPU
-
-
 def _load(args):
     """(explainer, model folder, load seconds, clients with the most history first), or an exit
     code when there is no model."""
     import torch
 
     from seller.data import dataset as ds
-    from seller.paths import MODELS
     try:
         from seller.explain import N_CTX, Explainer
     except ImportError as e:
         print(f"seller bench app: the explanation model is not installed (seller.explain: {e})", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    model_dir = Path(args.model or os.environ.get("SELLER_MODEL") or MODELS / "sample")
+    model_dir = Path(args.model) if args.model else settings.model_dir()
     if not model_dir.is_dir():
         print(f"seller bench app: no model folder at {model_dir}; train one first (seller train)", file=sys.stderr)
         return 1
@@ -186,7 +183,7 @@ def _load(args):
     t0 = time.perf_counter()
     explainer = Explainer.from_pretrained(model_dir, dataset=data, n_threads=args.threads, n_seq_max=cards,
                                           n_ctx=max(N_CTX, KV_CELLS_PER_CARD * cards), weights=args.weights,
-                                          n_gpu_layers=gpu_layers(), candidates=args.candidates)
+                                          n_gpu_layers=settings.gpu_layers(), candidates=args.candidates)  # -1 = all on the GPU
     load_s = time.perf_counter() - t0
     return explainer, model_dir, load_s, explainer.dataset.events["client_id"].value_counts().index.tolist()
 

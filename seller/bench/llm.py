@@ -145,7 +145,8 @@ def _measure_llama_cpp(args, gguf, weights, layouts, softs, text_lay, fixed) -> 
     n, r = args.max_tokens, args.repeats
     lay, soft = layouts[0], softs[0]
     t0 = time.perf_counter()
-    with SoftPromptLLM(gguf, n_ctx=2048, n_threads=args.threads, n_seq_max=8, weights=weights,
+    from seller.explain import N_CTX
+    with SoftPromptLLM(gguf, n_ctx=N_CTX, n_threads=args.threads, n_seq_max=8, weights=weights,
                        n_gpu_layers=-1 if args.gpu else 0, extra_buffers=args.extra_buffers) as llm:
         load_s = time.perf_counter() - t0
 

@@ -29,7 +29,6 @@ because review sentences describe item features. Ids are the raw reviewerID and 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -81,8 +80,8 @@ class ExtractionConfig:
 
 
 def default_reviews_path() -> Path:
-    base = os.environ.get("SELLER_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return Path(base) / REVIEWS_FILE
+    from seller.paths import shared_data_dir
+    return shared_data_dir() / REVIEWS_FILE
 
 
 def load_reviews(path: str | Path | None = None) -> pd.DataFrame:

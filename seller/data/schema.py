@@ -13,10 +13,26 @@ from typing import Literal
 
 EVENT_TYPES = ("view", "wishlist", "try_on", "add_to_cart", "purchase", "return")
 CHANNELS = ("online", "boutique")
-EXPLANATION_STYLES = ("feature", "style", "occasion")
+# The explanation styles and what each one asks for: the instruction every prompt gives the LLM
+# (seller.adapter.facts, in training and serving alike; short, as every token is a forward pass
+# per training step). The order is the adapter's style-embedding index, so a trained model
+# depends on it: append, never reorder; a changed instruction means retraining.
+STYLE_INSTRUCTIONS = {
+    "feature": "Explain by matching details (colour, material, hardware, maker) why the client may like the item.",
+    "style": "Explain how the item fits the client's taste and where their style is heading.",
+    "occasion": "Explain which coming occasion or season the item suits for the client.",
+}
+EXPLANATION_STYLES = tuple(STYLE_INSTRUCTIONS)
 
 EventType = Literal["view", "wishlist", "try_on", "add_to_cart", "purchase", "return"]
 Channel = Literal["online", "boutique"]
+
+
+def check_style(style: str) -> str:
+    """`style` if it is an explanation style, else ValueError naming the choices."""
+    if style not in STYLE_INSTRUCTIONS:
+        raise ValueError(f"unknown style {style!r} (choose from {', '.join(EXPLANATION_STYLES)})")
+    return style
 
 
 @dataclass(frozen=True)

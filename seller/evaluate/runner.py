@@ -30,6 +30,7 @@ from seller.guard import CardGuard
 log = logging.getLogger(__name__)
 
 MAX_LISTED_HALLUCINATIONS = 50  # per method, in results.json
+BLEU_MAX_RESAMPLES = 300  # corpus BLEU is recomputed per resample: fewer resamples than the other CIs
 METHODS = ("template", "fallback", "text-only", "pepler", "seller-no-seq", "seller-dense", "seller")
 # Where each trained variant lives under --models (the ADAPTER engineer's layout).
 MODEL_SUBDIRS = {"seller": ".", "seller-dense": "dense", "seller-no-seq": "no-sequence",
@@ -49,14 +50,12 @@ class EvalConfig:
 
 # ------------------------------------------------------------------------------ cases
 def _candidates_by_recommender(rec, dataset, client_id, target, true_item, k) -> list[str]:
-    from seller.recommend import PURCHASE, segment_index
+    from seller.recommend import segment_index
 
     seq = rec.history(client_id)
     n = int(np.searchsorted(seq.timestamps, int(target.timestamp()), side="left"))
     seg = segment_index(dataset, rec.segments).get(client_id, 0)
-    scores = rec.score_histories([seq[:n]], [seg])[0].numpy().copy()
-    bought = seq.items[:n][seq.event_types[:n] == PURCHASE]
-    scores[bought] = -np.inf
+    scores = rec.score_catalog(seq[:n], seg).numpy()  # what was bought before the target masked
     order = [rec.item_ids[i] for i in np.argsort(-scores, kind="stable")]
     return [i for i in order if i != true_item][:k - 1]
 
@@ -100,13 +99,6 @@ def build_cases(dataset, refs: pd.DataFrame, test_clients: list[str], config: Ev
 
 
 # ------------------------------------------------------------------------------ metrics
-def _bootstrap(values_fn, n: int, n_boot: int, seed: int) -> list[float]:
-    rng = np.random.default_rng(seed)
-    stats = [values_fn(rng.integers(0, n, size=n)) for _ in range(n_boot)]
-    lo, hi = np.quantile(stats, [0.025, 0.975])
-    return [float(lo), float(hi)]
-
-
 def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checker,
                  encoder, features: list[list[str]], vocabulary: list[str],
                  config: EvalConfig) -> dict:
@@ -117,11 +109,12 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
     ht = [text.tokenize(h, config.max_tokens) for h in hyps]
     rt = [text.tokenize(r, config.max_tokens) for r in refs]
     rl = np.array([text.rouge_l_pair(h, r) for h, r in zip(ht, rt)]) * 100
-    nb = min(config.n_bootstrap, 300)  # corpus BLEU is recomputed per resample
+    nb = min(config.n_bootstrap, BLEU_MAX_RESAMPLES)
     out["ci"] = {
-        "rougeL": _bootstrap(lambda ix: rl[ix].mean(), len(rl), config.n_bootstrap, config.seed),
-        "bleu4": _bootstrap(lambda ix: text.bleu([ht[i] for i in ix], [rt[i] for i in ix], 4),
-                            len(ht), nb, config.seed),
+        "rougeL": list(utility.bootstrap_ci(rl, config.n_bootstrap, config.seed)),
+        "bleu4": list(utility.bootstrap_ci(
+            ht, nb, config.seed, statistic=lambda ix: text.bleu([ht[i] for i in ix],
+                                                                [rt[i] for i in ix], 4))),
     }
     if checker is not None and checker.vocabulary_size:
         results = [checker.check(c.client_id, item, c.target_time, g.text, g.cited_event_ids)
@@ -134,9 +127,9 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
             for h in r.hallucinations][:MAX_LISTED_HALLUCINATIONS]
         cited = np.array([len(r.citations) for r in results], dtype=float)
         bad = np.array([len(r.hallucinations) for r in results], dtype=float)
-        out["ci"]["hallucination_rate"] = _bootstrap(
-            lambda ix: bad[ix].sum() / max(1.0, cited[ix].sum()), len(cited),
-            config.n_bootstrap, config.seed)
+        out["ci"]["hallucination_rate"] = list(utility.bootstrap_ci(
+            cited, config.n_bootstrap, config.seed,
+            statistic=lambda ix: bad[ix].sum() / max(1.0, cited[ix].sum())))
     else:
         out["grounding"] = None
     ucfg = utility.UtilityConfig(k=max(2, config.k), n_bootstrap=config.n_bootstrap,

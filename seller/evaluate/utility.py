@@ -145,15 +145,29 @@ def choice_rates(cases: Sequence[ChoiceCase], encode: Callable[[list[str]], np.n
     return pd.DataFrame(rows)
 
 
-def bootstrap_ci(values: Iterable[float], n_bootstrap: int, seed: int,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean."""
-    v = np.asarray(list(values), dtype=np.float64)
-    if v.size == 0:
+# A 95% percentile interval, cut at exactly these quantiles (not (1 - 0.95) / 2, which is
+# 0.025000000000000022 in floating point).
+CI_QUANTILES = (0.025, 0.975)
+
+
+def bootstrap_ci(values: Sequence | Iterable[float], n_bootstrap: int, seed: int,
+                 statistic: Callable[[np.ndarray], float] | None = None) -> tuple[float, float]:
+    """95% percentile bootstrap CI over `n_bootstrap` resamples (with replacement) of `values`.
+
+    The statistic is the mean of `values` unless `statistic` is given; it then receives each
+    resample as indices into `values` (a ratio of two sums, corpus BLEU: statistics of several
+    aligned lists), and `values` only fixes how many there are. Every evaluation CI comes from
+    here, so the same seed draws the same resamples whatever the statistic."""
+    v = list(values)
+    if not v:
         raise ValueError("bootstrap of no values")
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    resamples = rng.integers(0, len(v), size=(n_bootstrap, len(v)))
+    if statistic is None:
+        stats = np.asarray(v, dtype=np.float64)[resamples].mean(axis=1)
+    else:
+        stats = [statistic(ix) for ix in resamples]
+    lo, hi = np.quantile(stats, CI_QUANTILES)
     return float(lo), float(hi)
 
 

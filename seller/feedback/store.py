@@ -13,7 +13,6 @@ the database and the cause; rows and messages carry ids only.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from seller import settings
 from seller.feedback import migrations
 from seller.feedback.models import VOTE_KEY, Feedback, utcnow
 
@@ -34,18 +34,9 @@ class FeedbackStoreError(RuntimeError):
     """The feedback database cannot be opened, migrated, read or written."""
 
 
-def default_db_path() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "seller" / "feedback.db"
-
-
 def resolve_url(url: str | None = None) -> str:
-    if url:
-        return url
-    if os.environ.get("SELLER_DB_URL"):
-        return os.environ["SELLER_DB_URL"]
-    path = os.environ.get("SELLER_DB_PATH") or default_db_path()
-    return f"sqlite:///{Path(path).expanduser().resolve()}"
+    """`url`, else SELLER_DB_URL, else the SQLite file of SELLER_DB_PATH (seller.settings)."""
+    return url or settings.db_url() or f"sqlite:///{settings.db_path()}"
 
 
 @dataclass(frozen=True)

