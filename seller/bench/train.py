@@ -26,29 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="benchmarks/results/train_sample.json")
 
 
-def _loss_paths(cfg, device: str, batch_n: int = 8, repeats: int = 2) -> dict:
-    """Seconds per micro-batch (forward + backward) of both loss implementations."""
+def _loss_paths(trainer, batch_n: int = 8, repeats: int = 2) -> dict:
+    """Seconds per micro-batch (forward + backward) of both loss implementations, on the
+    trainer's own pipeline, backbone and device (where the training loop ran)."""
     import torch
-    from seller.adapter.base import AdapterShape
-    from seller.adapter.data import build_examples, load_dataset, load_explanations
-    from seller.adapter.io import build_adapter
     from seller.adapter.lm_loss import explanation_loss
-    from seller.adapter.pipeline import ExplanationPipeline
-    from seller.data.sequences import build_sequences
-    from seller.llm.backbone import TorchBackbone
-    from seller.recommend import Recommender
 
-    dataset = load_dataset(cfg.data)
-    rec = Recommender.from_pretrained(cfg.train.recommender, dataset)
-    bb = TorchBackbone.from_gguf(cfg.llm.gguf or None)
-    shape = AdapterShape(rec.config.d_model, rec.config.d_model, bb.n_embd, bb.embedding_rms)
-    adapter = build_adapter(cfg.adapter, shape)
-    bb.model.to(device)  # where the training loop ran
-    adapter.to(device)
-    pipe = ExplanationPipeline(dataset, rec, adapter, bb.tokenizer, cfg.data)
-    exs = build_examples(load_explanations(cfg.data, dataset), dataset, build_sequences(dataset))[:batch_n]
+    bb, device, exs = trainer.bb, trainer.d.device, trainer.examples[:batch_n]
     with torch.no_grad():  # the training loop's own step, teacher-forced
-        st = pipe.step([e.request(teacher_forced=True) for e in exs], max_target_tokens=cfg.llm.max_target_tokens)
+        st = trainer.pipe.step([e.request(teacher_forced=True) for e in exs],
+                               max_target_tokens=trainer.cfg.llm.max_target_tokens)
     soft, layouts = st.output.soft_prompts, st.layouts
     out = {"batch": batch_n, "mean_positions": sum(l.n_positions for l in layouts) / len(layouts)}
     for name, fn in (("prefix_cached_s", lambda s: explanation_loss(bb, layouts, s).mean()),
@@ -68,7 +55,7 @@ def _loss_paths(cfg, device: str, batch_n: int = 8, repeats: int = 2) -> dict:
 def run(args) -> int:
     import torch
     from seller.config import load_config
-    from seller.train import train
+    from seller.train import Trainer
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -77,8 +64,10 @@ def run(args) -> int:
     cfg.train.threads, cfg.train.max_minutes = args.threads, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         cfg.train.out_dir = tmp
-        metrics = train(cfg, log=lambda *a: None)
-    paths = _loss_paths(cfg, metrics["device"])
+        trainer = Trainer(cfg, log=lambda *a: None)  # as seller.train.train runs it
+        trainer.choose_precision()
+        metrics = trainer.fit()
+    paths = _loss_paths(trainer)
     result = {
         "benchmark": "train", "config": args.config, "llm": "SmolLM2-135M-Instruct (default GGUF)",
         "adapter": cfg.adapter.kind, "batch_size": cfg.train.batch_size, "steps": metrics["steps"],
