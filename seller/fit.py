@@ -36,6 +36,7 @@ BASE_CONFIG = REPO_ROOT / "configs" / "sample.toml"
 STAGES = ("check", "references", "recommender", "adapter", "evaluate", "publish")
 # share of the remaining budget each stage gets when it starts (check and publish take seconds)
 BUDGET_SHARES = {"references": 1.0, "recommender": 2.0, "adapter": 6.0, "evaluate": 1.5}
+FIT_VAL_SAMPLES = 16  # validation rows per epoch: a loss to log, not a figure to report
 TRAIN_TAIL_SHARE = 0.15  # of the adapter's budget: validation, gate statistics and saving after the last step
 CHECKPOINT_EVERY = 25  # optimizer steps between checkpoints at most: an interrupt loses little
 MIN_SEQUENCE_CLIENTS = 20  # clients with >= 3 events: 10% held out for testing leaves a couple
@@ -363,6 +364,13 @@ class Fit:
         if not resume:
             shutil.rmtree(model_dir, ignore_errors=True)  # another run's leftovers are not this one's
         cfg.train.max_minutes = max(0.05, budget_s * (1 - TRAIN_TAIL_SHARE) / 60)
+        # what train.max_minutes does not stop: the bf16 timing probe, per-epoch validation and
+        # sample generations (15 and 35 minutes on a loaded machine); the evaluate stage reads
+        # the model instead
+        if cfg.train.precision == "auto":
+            cfg.train.precision = "fp32"
+        cfg.train.n_sample_generations = 0
+        cfg.train.max_val_samples = min(cfg.train.max_val_samples, FIT_VAL_SAMPLES)
         resume = resume and (model_dir / "checkpoint.pt").is_file()
         if resume:
             self.progress.log("resuming from the last checkpoint")
