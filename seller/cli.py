@@ -15,6 +15,7 @@ import sys
 # command path -> (module, one-line help)
 LAZY = {
     ("train",): ("seller.train", "train the encoders and the MoE adapter"),
+    ("fit",): ("seller.fit", "a model for your own store: recommender, mined references, adapter, evaluation"),
     ("references",): ("seller.references", "mine reference explanations from a store's own history"),
     ("explain",): ("seller.explain", "recommend items for a client and explain them"),
     ("evaluate",): ("seller.evaluate.runner", "text, grounding and utility evaluation"),

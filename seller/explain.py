@@ -17,12 +17,14 @@ torch modules) make the soft prompts, llama.cpp decodes. The history facts come 
 layout, so `explain_many` shares the client's prefix in the KV cache across candidates.
 
 CLI: `seller explain --username U [--password-stdin] --client C001 [--item I0035] [--style feature]
-[--k 5] [--model models/sample]`: signed in like the app, scoped to the account's boutiques, and
-each look recorded in the activity log.
+[--k 5] [--data STORE] [--model models/sample]`: signed in like the app, scoped to the account's
+boutiques, and each look recorded in the activity log. The clients come from --data, else env
+SELLER_DATA (as the app), else the store the model was trained on (the sample for models/sample).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -57,6 +59,7 @@ class Explanation:
     model_version: str
     grounded: bool = False  # the model's text failed a claim: a sentence built from the evidence replaced it
     failed_claims: list[str] = field(default_factory=list)  # what the model's text got wrong (ids and catalogue words)
+    unchecked_claims: list[str] = field(default_factory=list)  # what the verifier could not check in the text shown
 
 
 @dataclass
@@ -119,7 +122,7 @@ class Explainer:
                  guard: bool = True):
         from seller.adapter.pipeline import ExplanationPipeline
         from seller.guard import CardGuard
-        self.guard = CardGuard(dataset.items) if guard else None
+        self.guard = CardGuard(dataset.items, dataset.events) if guard else None
         self.dataset, self.recommender, self.adapter, self.llm = dataset, recommender, adapter, llm
         self.pipe = ExplanationPipeline(dataset, recommender, adapter, llm.tokenizer, data_cfg, item_aspects)
         self.data_cfg, self.model_version, self.max_tokens = data_cfg, model_version, max_tokens
@@ -200,15 +203,16 @@ class Explainer:
         the cards are read (default: today, UTC); claims about time and dates are read on it."""
         item_ids = list(item_ids)
         walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
-        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed claims)
+        checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed, unchecked claims)
 
         def finish(texts: dict[int, str]) -> list[Explanation]:
             out = []
             for i in range(len(item_ids)):
                 gates, cited = metas[i]
-                grounded, cited, failed = checked.get(i, (False, cited, []))
+                grounded, cited, failed, unchecked = checked.get(i, (False, cited, [], []))
                 text = texts.get(i, "") if grounded else whole_sentences(texts.get(i, ""))
-                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed))
+                out.append(Explanation(text, style, gates, cited, walls[i], self.model_version, grounded, failed,
+                                       unchecked))
             return out
 
         chunks = self._decode_batches(client_id, item_ids, style, walls, metas)
@@ -248,8 +252,9 @@ class Explainer:
             shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
                                      cited[0] if cited else None)
             failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
-            checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed) \
-                if shown.grounded else (False, cited, [])
+            unchecked = list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked))
+            checked[i] = (shown.grounded, [shown.cited_event_id] if shown.cited_event_id else [], failed, unchecked) \
+                if shown.grounded else (False, cited, [], unchecked)
             yield i, shown.text
 
     def close(self) -> None:
@@ -269,6 +274,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--item", help="explain this item instead of the top-k recommendations")
     parser.add_argument("--style", default="feature", choices=STYLES)
     parser.add_argument("--k", type=int, default=3, help="recommendations to explain")
+    parser.add_argument("--data", default=None,
+                        help="store dir (seller import) or CSV folder whose clients are served "
+                             "(default: env SELLER_DATA, else the store the model was trained on)")
     parser.add_argument("--model", default="models/sample", help="trained model folder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--username", required=True,
@@ -277,15 +285,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None, help="feedback database URL (default: SELLER_DB_URL or SELLER_DB_PATH)")
 
 
-def _signed_in(args, dataset):
-    """(scope, audit log) of the account signing in, as the app's form does; SignInError else."""
+def _signed_in(args, serving_sample: bool):
+    """(account, audit log) of the one signing in, as the app's form does; SignInError else."""
     import getpass
     import sys
 
     from seller.feedback.audit import AuditLog
     from seller.feedback.store import FeedbackStore
     from seller.feedback.users import AccountDirectory
-    from seller.scope import ClientScope
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif sys.stdin.isatty():
@@ -293,20 +300,24 @@ def _signed_in(args, dataset):
     else:
         raise ValueError("no terminal to ask for the password: pipe it in with --password-stdin")
     store = FeedbackStore(args.db)
-    account = AccountDirectory(store).authenticate(args.username, password, serving_sample=dataset.name == "sample")
-    return ClientScope.of(dataset, account), AuditLog(store)
+    account = AccountDirectory(store).authenticate(args.username, password, serving_sample=serving_sample)
+    return account, AuditLog(store)
 
 
 def run(args) -> int:
     from seller.feedback.users import SignInError
-    from seller.scope import OutOfScopeError
-    ex = Explainer.from_pretrained(args.model, n_threads=args.threads)
+    from seller.data.dataset import load_dataset
+    from seller.scope import ClientScope, OutOfScopeError
+    data = args.data or os.environ.get("SELLER_DATA")
+    ex = Explainer.from_pretrained(args.model, dataset=load_dataset(data) if data else None,
+                                   n_threads=args.threads)
     try:
-        try:
-            scope, audit = _signed_in(args, ex.dataset)
+        try:  # demo accounts sign in only on the shipped sample, as in the app
+            account, audit = _signed_in(args, serving_sample=not data and ex.data_cfg.dataset == "sample")
         except SignInError as e:
             print(f"seller explain: sign-in refused: {e}", file=sys.stderr)
             return 2
+        scope = ClientScope.of(ex.dataset, account)
         model = scope.guard(ex)
         try:
             scope.require(args.client)  # on record either way
@@ -332,6 +343,8 @@ def run(args) -> int:
             head = f"{n}. {item_id}  {item.name}" + (f"  (score {score:.2f})" if score is not None else "")
             print(head)
             print(f"   {e.text}")
+            if e.unchecked_claims:
+                print(f"   could not check: {'; '.join(e.unchecked_claims)}")
             gates = ", ".join(f"{k} {v:.2f}" for k, v in sorted(e.gate_weights.items(), key=lambda kv: -kv[1]) if v > 0)
             print(f"   experts: {gates}")
             for eid in e.cited_event_ids:

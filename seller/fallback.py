@@ -38,7 +38,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from seller.verify import MONTHS, SEASONS, comes_in_pairs, season_of
+from seller.verify import MONTHS, NUMBER_WORDS, SEASONS, comes_in_pairs, season_of
 
 SHARED = ("color", "material", "hardware", "collection", "maison")  # most telling first
 WEIGHT = {"color": 3, "hardware": 3, "material": 2, "collection": 2, "maison": 1}
@@ -123,6 +123,11 @@ class GroundedSentenceBuilder:
                        for r in items.to_dict("records")}
         self._follow = follow_ons(events) if events is not None and len(events) else {}
         self._common = self._untelling(self._items.values())
+
+    @property
+    def follow_ons(self) -> dict[tuple[str, str], frozenset[str]]:
+        """What its co-occurrence sentences count (seller.verify checks them against it)."""
+        return self._follow
 
     @staticmethod
     def _untelling(items) -> set[tuple[str, str]]:
@@ -472,10 +477,10 @@ class GroundedSentenceBuilder:
     def _followed(self, found, item, this, history, rng) -> str:
         row, n = found.rows[0], _number(found.detail["clients"])
         event = self._event(row, history, self._who(rng))
-        return rng.choice([  # each piece named once: a name said twice reads as a stutter
-            f"After {event}, {this} is a natural next step: {n} other clients made the same move.",
-            f"{_upper(this)} often comes next after {event}: {n} other clients made that move.",
-        ])
+        # each piece named once (a name said twice reads as a stutter); "as it has for N other
+        # clients" is the phrasing seller.verify counts against the other clients' events
+        return rng.choice([f"{_upper(this)} would follow on well from {event}, as it has for {n} other clients.",
+                           f"{_upper(this)} often comes next after {event}, as it has for {n} other clients."])
 
     def _follow_on(self, found, item, this, history, rng) -> str:
         """Weak: a piece that shares nothing (the fallback only)."""
@@ -523,5 +528,4 @@ def _collection(value: str) -> str:
 
 
 def _number(n: int) -> str:
-    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-    return words[n] if n < len(words) else str(n)
+    return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)

@@ -2,7 +2,7 @@
 sentence built from the same evidence (seller.fallback), labelled as such on the card. One
 function for serving and for evaluation, so the "as shown" figures are what associates read.
 
-    guard = CardGuard(dataset.items)
+    guard = CardGuard(dataset.items, dataset.events)
     shown = guard.shown(text, item_id, history, style, today, cited_event_id)
     shown.text, shown.grounded, shown.raw.passed, shown.cited_event_id
 """
@@ -26,9 +26,11 @@ class ShownText:
 
 
 class CardGuard:
-    def __init__(self, items: pd.DataFrame):
-        self.verifier = ClaimVerifier(items)
-        self.builder = GroundedSentenceBuilder(items)
+    def __init__(self, items: pd.DataFrame, events: pd.DataFrame | None = None):
+        """`events`: every client's events, for the co-occurrence reason and its check on
+        pieces that share nothing with the client's (None: that reason is not used)."""
+        self.builder = GroundedSentenceBuilder(items, events)
+        self.verifier = ClaimVerifier(items, follow_ons=self.builder.follow_ons if events is not None else None)
 
     def shown(self, text: str, item_id: str, history: pd.DataFrame | None, style: str, today,
               cited_event_id: str | None = None) -> ShownText:

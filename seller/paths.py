@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,3 +69,20 @@ def replace_atomically(target: Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder `tmp` to `out`; an old `out` is moved aside first and removed
+    only once the new one is in place (restored if the final rename fails), so `out` is always
+    either the old folder or the whole new one."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old)

@@ -70,6 +70,26 @@ def catalog_fingerprint(item_ids) -> str:
     return hashlib.sha256("\n".join(map(str, item_ids)).encode()).hexdigest()[:16]
 
 
+class CatalogMismatchError(ValueError):
+    """A recommender bound to a dataset whose catalogue is not the one it was trained on: names
+    both catalogues (digest, items, dataset) and the command that trains on this one."""
+
+    def __init__(self, what: str, trained: dict, dataset, trained_ids: list[str] | None = None):
+        from seller.paths import shown_path
+        ids = dataset.items["item_id"].astype(str).tolist()
+        differ = ""
+        if trained_ids is not None:
+            differ = (f"; items only in the model: {sorted(set(trained_ids) - set(ids))[:3]}, only in the "
+                      f"dataset: {sorted(set(ids) - set(trained_ids))[:3]}")
+        store = shown_path(dataset.source) if dataset.source else "STORE"
+        super().__init__(
+            f"{what} was trained on catalogue {trained['fingerprint']} ({trained['n_items']} items, "
+            f"dataset {trained.get('dataset') or 'unnamed'!r}) but dataset {dataset.name!r} has catalogue "
+            f"{catalog_fingerprint(ids)} ({len(ids)} items){differ}; serve it with the store it was trained on "
+            f"(SELLER_DATA / --data), or train a model on this one: "
+            f"seller fit --data {store} --out models/{dataset.name}")
+
+
 class Recommender(nn.Module):
     def __init__(self, config: RecommenderConfig, featurizer: ItemFeaturizer, item_ids: list[str],
                  segments: list[str]):
@@ -98,14 +118,10 @@ class Recommender(nn.Module):
 
     def _check_catalog(self, dataset) -> None:
         ids = dataset.items["item_id"].astype(str).tolist()
-        fp = catalog_fingerprint(ids)
-        if fp != self.fingerprint:
-            missing = sorted(set(self.item_ids) - set(ids))[:3]
-            extra = sorted(set(ids) - set(self.item_ids))[:3]
-            raise ValueError(
-                f"checkpoint catalog {self.fingerprint} ({len(self.item_ids)} items) does not match "
-                f"dataset {dataset.name!r} catalog {fp} ({len(ids)} items); items only in the "
-                f"checkpoint: {missing}, only in the dataset: {extra} (retrain on this catalog)")
+        if catalog_fingerprint(ids) != self.fingerprint:
+            raise CatalogMismatchError(
+                "this recommender", {"fingerprint": self.fingerprint, "n_items": len(self.item_ids),
+                                     "dataset": self._dataset_name}, dataset, self.item_ids)
 
     def segment_of(self, client_id: str) -> int:
         """The client's segment index for HistoryBatch.segments (0 = unknown tier)."""
@@ -242,12 +258,8 @@ class Recommender(nn.Module):
                                     "(expected config.json and model.safetensors)")
         meta = json.loads((d / "config.json").read_text())
         ids = dataset.items["item_id"].astype(str).tolist()
-        fp = catalog_fingerprint(ids)
-        if fp != meta["catalog"]["fingerprint"]:
-            raise ValueError(
-                f"checkpoint {d} was trained on catalog {meta['catalog']['fingerprint']} "
-                f"({meta['catalog']['n_items']} items, dataset {meta['catalog']['dataset']!r}) but "
-                f"dataset {dataset.name!r} has catalog {fp} ({len(ids)} items); retrain on it")
+        if catalog_fingerprint(ids) != meta["catalog"]["fingerprint"]:
+            raise CatalogMismatchError(f"checkpoint {d}", meta["catalog"], dataset)
         model = cls(RecommenderConfig(**meta["config"]),
                     ItemFeaturizer.from_json(meta["featurizer"]), ids, meta["segments"])
         model.item_encoder.empty_catalog(len(ids))

@@ -77,7 +77,7 @@ def mine_references(dataset, styles=STYLES, clients=None, seed: int = 0,
     if dataset.events.empty:
         raise NothingToMineError(f"dataset {dataset.name!r} has no events to mine references from")
     builder = GroundedSentenceBuilder(dataset.items, dataset.events)
-    verifier = ClaimVerifier(dataset.items)
+    verifier = ClaimVerifier(dataset.items, follow_ons=builder.follow_ons)  # co-occurrence counts checked
     targets = mining_targets(dataset, clients, max_targets, seed)
     rows, rejected = [], 0
     for t in targets.itertuples(index=False):

@@ -29,8 +29,14 @@ those strictly before `today` count. Claim types (CLAIM_TYPES):
   claim per fault, its rule first in the reason (seller.coherence.RULES).
 - evidence: the reason rests on a past event, a verb or day attached to another piece of the
   client's history that they really did ("the Oriel Tote they viewed on 3 May 2026").
-What cannot be checked (an item without attributes, an empty history) is reported as an
-"unchecked" claim with its reason; the verifier never raises on odd text or odd names.
+- pattern: "N other clients who chose <piece> went on to it" / "..., as it has for N other
+  clients" (seller.fallback's co-occurrence reason, for items known only by name): at least N
+  clients other than this one went on from that piece to the candidate (`follow_ons`, from
+  seller.fallback.follow_ons over every client's events).
+What cannot be checked (an item without attributes, an empty history, a pattern without the
+events) is reported as an "unchecked" claim with its reason; a common colour, material or
+hardware word (COMMON_ATTRIBUTE_WORDS) given to a piece whose catalogue row records none is one
+too, never a silent pass. The verifier never raises on odd text or odd names.
 """
 from __future__ import annotations
 
@@ -45,7 +51,8 @@ import pandas as pd
 
 from seller.coherence import Span, coherence_faults
 
-CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time", "coherence", "evidence")
+CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time", "pattern", "coherence",
+               "evidence")
 ATTRIBUTES = ("maison", "collection", "color", "material", "hardware")
 NAME_COLUMNS = ("name", "stem", "line")  # full name, name before " in ", its first word
 EVENT_VERBS = {  # phrase -> event type; longest phrases are tried first
@@ -71,10 +78,27 @@ GENERIC_KINDS = {
     "perfume": "fragrance", "scent": "fragrance",
     "garment": "ready-to-wear",
 }
+ANY_KIND = frozenset({"piece"})  # "this piece": what a candidate of any kind may be called
 # Kinds no catalogue category fits unless the catalogue itself names them.
 FOREIGN_KINDS = ("glove", "hat", "cap", "sunglass", "umbrella", "tie", "sock", "glass",
                  "jacket", "coat", "dress", "skirt", "shirt", "jumper", "cardigan", "bracelet",
                  "necklace", "ring", "earring", "boot", "sandal", "heel", "wallet", "candle")
+# Everyday attribute words: on a piece whose catalogue row has no such column they are claims
+# nothing can check (a catalogue's own values are read as its attributes first).
+COMMON_ATTRIBUTE_WORDS = {
+    **dict.fromkeys(("black", "white", "red", "blue", "green", "yellow", "pink", "purple", "brown",
+                     "grey", "gray", "beige", "navy", "ivory", "cream", "burgundy", "orange", "tan",
+                     "camel", "cognac", "khaki", "turquoise", "emerald", "scarlet"), "color"),
+    **dict.fromkeys(("leather", "calfskin", "lambskin", "suede", "silk", "cotton", "wool",
+                     "cashmere", "linen", "denim", "satin", "velvet", "canvas", "tweed", "nylon",
+                     "crocodile", "python", "ostrich", "platinum", "titanium", "ceramic"), "material"),
+    **dict.fromkeys(("gold", "silver", "palladium", "brass", "ruthenium"), "hardware"),
+}
+# the co-occurrence phrasings of seller.fallback: "<n> other clients who chose <piece> went on to"
+# (the piece follows) and "<...piece...>, as it has for <n> other clients" (the piece precedes)
+_OTHERS_CHOSE = re.compile(r"\b(?P<n>\w+) other clients who chose\b", re.I)
+_AS_FOR_OTHERS = re.compile(r"\bas it has for (?P<n>\w+) other clients\b", re.I)
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")  # counts as written
 SEASONS = ("winter", "spring", "summer", "autumn")  # meteorological, northern hemisphere
 FESTIVE = {"christmas": (12, 25), "the holidays": (12, 31), "the festive season": (12, 31),
            "new year": (12, 31), "valentine's day": (2, 14)}
@@ -209,8 +233,12 @@ class _Mention:
 class ClaimVerifier:
     """Verifies explanation texts against one catalogue (the schema's item columns)."""
 
-    def __init__(self, items: pd.DataFrame, words: frozenset[str] | None = None):
+    def __init__(self, items: pd.DataFrame, words: frozenset[str] | None = None,
+                 follow_ons: dict[tuple[str, str], frozenset[str]] | None = None):
+        """`follow_ons`: (earlier item, later item) -> the clients who went on from one to the
+        other (seller.fallback.follow_ons), to check co-occurrence claims (None: unchecked)."""
         self._words = words
+        self._follow_ons = follow_ons
         self._items: dict[str, _Item] = {}
         self._entities: dict[str, set[tuple[str, str]]] = {}  # key -> {(item_id, column)}
         for row in items.to_dict("records"):
@@ -292,6 +320,8 @@ class ClaimVerifier:
         verbs = self._verbs(text, mentions, candidate, events, claims)
         claims += self._date_claims(text, dates, verbs, mentions, candidate, events, day)
         claims += self._attributes(text, mentions, candidate)
+        claims += self._unrecorded_attributes(text, tokens, covered, mentions, candidate)
+        claims += self._co_occurrence_claims(text, mentions, candidate, history)
         claims += self._words_claims(tokens, covered, text)
         claims += self._time(text, day)
         claims += self._coherence(text, tokens, covered, mentions, dates, verbs, candidate)
@@ -412,6 +442,10 @@ class ClaimVerifier:
                     break
                 if not self._contiguous(text, tokens[j:k + 1]):
                     break  # a comma ends the phrase
+                if _key(tokens[k].group(0)) in ANY_KIND:  # "this piece": true of any candidate
+                    out.append(_Mention(m.start(), tokens[k].end(), candidate.item_id, "candidate", "piece"))
+                    covered[k] = "kind"
+                    break
                 found = self._kind_at(tokens, k)
                 if found is None:
                     continue
@@ -630,6 +664,53 @@ class ClaimVerifier:
                              f"{who}'s own {column}" if values else
                              f"not {who}'s {column} ({item.display.get(m.role) or 'none'})",
                              item.item_id))
+        return out
+
+    def _unrecorded_attributes(self, text, tokens, covered, mentions, candidate) -> list[Claim]:
+        """Everyday colour / material / hardware words given to a piece that records no such
+        value: unchecked, so a card on a name-only catalogue says what it could not check."""
+        items = [m for m in mentions if m.role in ("item", "candidate")]
+        out = []
+        for j, t in enumerate(tokens):
+            column = COMMON_ATTRIBUTE_WORDS.get(_key(t.group(0)))
+            if j in covered or column is None:
+                continue
+            owner = self._attach(text, t.start(), t.end(), items, prefer_after=0)
+            item = self._items.get(owner.item_id) if owner and owner.item_id else candidate
+            if item is None or item.facts.get(column):
+                continue  # a recorded value: read as today (catalogue words are its attributes)
+            who = "the candidate" if item.item_id == candidate.item_id else "that piece"
+            name = {"color": "colour"}.get(column, column)
+            out.append(Claim("attribute", t.start(), t.end(), t.group(0), "unchecked",
+                             f"the catalogue records no {name} for {who}", item.item_id))
+        return out
+
+    def _co_occurrence_claims(self, text, mentions, candidate, history) -> list[Claim]:
+        """"N other clients who chose <piece> went on to it": N clients besides this one went
+        on from that piece to the candidate."""
+        client = (str(history["client_id"].iat[0]) if history is not None and len(history)
+                  and "client_id" in history else None)
+        pieces = [m for m in mentions if m.role == "item" and m.item_id and m.item_id != candidate.item_id]
+        out = []
+        for pattern, after in ((_OTHERS_CHOSE, True), (_AS_FOR_OTHERS, False)):
+            for m in pattern.finditer(text):
+                a, b = m.span()
+                near = [x for x in pieces if self._same_sentence(text, a, x.start)
+                        and (x.start >= b if after else x.end <= a)]
+                piece = (min(near, key=lambda x: x.start) if after else max(near, key=lambda x: x.end)) if near else None
+                word = m.group("n").lower()
+                said = NUMBER_WORDS.index(word) if word in NUMBER_WORDS else int(word) if word.isdigit() else None
+                if piece is None or said is None:
+                    out.append(Claim("pattern", a, b, text[a:b], "unchecked",
+                                     "no piece or number to count the other clients by"))
+                    continue
+                if self._follow_ons is None:
+                    out.append(Claim("pattern", a, b, text[a:b], "unchecked",
+                                     "no other clients' events to count", piece.item_id))
+                    continue
+                n = len(self._follow_ons.get((piece.item_id, candidate.item_id), frozenset()) - {client})
+                out.append(Claim("pattern", a, b, text[a:b], "pass" if n >= said else "fail",
+                                 f"{n} other client(s) went on from that piece to the candidate", piece.item_id))
         return out
 
     def _words_claims(self, tokens, covered, text) -> list[Claim]:

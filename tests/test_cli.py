@@ -105,3 +105,18 @@ def test_lazy_command_reports_library_errors_without_traceback(capsys, monkeypat
     err = capsys.readouterr().err
     assert err.startswith("seller explain: GGUF model not found:") and "missing.gguf" in err
     assert "Traceback" not in err
+
+
+def test_every_command_takes_a_store_and_names_what_is_wrong_with_it(capsys, tmp_path):
+    """--data / --dataset PATH on evaluate and bench rec: a missing store, or --data without the
+    model it is to evaluate, is a one-line error, never a traceback."""
+    missing = tmp_path / "no-such-store"
+    assert cli.main(["bench", "rec", "--dataset", str(missing), "--models", "popularity"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"seller bench rec: {missing}: neither a SELLER store") and "Traceback" not in err
+    assert cli.main(["evaluate", "--data", str(missing), "--out", str(tmp_path / "r")]) == 2
+    assert "--data STORE needs one --model DIR" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--data", str(missing), "--model", "models/sample"]) == 2
+    assert "needs --out DIR" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--data", str(missing), "--model", "models/sample", "--out", str(tmp_path / "r")]) == 1
+    assert "neither a SELLER store" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -174,3 +174,24 @@ def test_musical_instruments_utility_profiles_from_training_reviews(tmp_path, sh
     assert u["lift_ci"][0] > 0
     assert res["methods"]["template"]["grounding"] is None
     assert any("aspects in training clients' reviews" in n for n in res["notes"])
+
+
+@pytest.mark.slow
+def test_evaluate_model_scores_a_model_folder_on_its_store(tmp_path):
+    """evaluate_model (seller evaluate --data --model; seller fit calls it): the model's own
+    held-out clients and recommender, the real GGUF, a report at `out`."""
+    from seller.data.dataset import load_dataset
+    model = runner._repo() / "models" / "sample"
+    lines = []
+    res = runner.evaluate_model(load_dataset(runner._repo() / "sample_data"), model, tmp_path / "r",
+                                methods=("fallback", "seller"), max_cases=2, k=2, log=lines.append)
+    assert set(res["methods"]) == {"fallback", "seller"} and res["candidates_from"] == "recommender top items"
+    assert res["methods"]["seller"]["timing"]["n_explanations"] == 4
+    assert res["methods"]["fallback"]["claims"]["associate_ready_rate"] == 1.0  # passes by construction
+    assert "unchecked_rate" in res["methods"]["seller"]["claims"]
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["n_cases"] == 2
+    assert "--data sample_data --model models/sample" in res["command"]
+    assert (tmp_path / "r" / "results.md").is_file() and any("seller: 4 explanations" in m for m in lines)
+    with pytest.raises(ValueError, match="unknown method 'pepler'"):
+        runner.evaluate_model(load_dataset(runner._repo() / "sample_data"), model, tmp_path / "x",
+                              methods=("pepler",))

@@ -259,3 +259,93 @@ def test_every_card_shown_passes_the_claim_verifier(explainer):
             assert verifier.verify(e.text, item_id, history, day).passed, e.text
             assert set(e.cited_event_ids) <= set(history["event_id"])
             assert bool(e.failed_claims) == e.grounded
+
+
+# -- a store of its own: items known only by their name ---------------------------------------------
+def write_store(folder: Path, items, clients, events) -> Path:
+    """A real store, written as a retailer's would be: CSV files through seller import."""
+    from seller.data.dataset import Dataset
+    from seller.data.importer import run_import
+    from seller.data.public import export_csv
+    files = export_csv(Dataset(items, clients, events), folder / "csv")
+    run_import(files["items"], files["clients"], files["events"], folder / "store", progress=False)
+    return folder / "store"
+
+
+@pytest.fixture(scope="module")
+def name_only(tmp_path_factory):
+    """The sample's clients and events, its items known by id and name only (no maison, colour,
+    material, category...), as a store; the shipped model binds to it (same item ids)."""
+    from seller.data.dataset import load_dataset, load_sample
+    from seller.data.public import names_only
+    from seller.explain import Explainer
+    bare = names_only(load_sample())
+    assert bare.items.drop(columns=["item_id", "name", "one_of_a_kind"]).isna().all().all()
+    store = write_store(tmp_path_factory.mktemp("name-only"), bare.items, bare.clients, bare.events)
+    ex = Explainer.from_pretrained(MODEL, dataset=load_dataset(store))
+    yield store, ex
+    ex.close()
+
+
+def test_items_known_only_by_name_are_recommended_explained_and_checked(name_only):
+    """Recommendations and cards on a name-only catalogue: every card passes the verifier; where
+    the model's text fails, the grounded sentence rests on the client's own event or on what
+    other clients went on to, a claim the verifier counts in the events. Attribute words the
+    catalogue cannot confirm are reported as unchecked, never passed silently."""
+    from datetime import date
+
+    from seller.verify import ClaimVerifier
+    store, ex = name_only
+    day = date(2026, 12, 1)
+    follow = ex.guard.builder.follow_ons
+    verifier = ClaimVerifier(ex.dataset.items, follow_ons=follow)
+    for cid in held_out_clients(2):
+        history = ex.dataset.client_history(cid)
+        recs = [r.item_id for r in ex.recommend(cid, k=3)]
+        assert len(recs) == 3
+        for item_id, e in zip(recs, ex.explain_many(cid, recs, "feature", today=day)):
+            check = verifier.verify(e.text, item_id, history, day)
+            assert check.passed and e.text, e.text
+            assert e.unchecked_claims == list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in check.unchecked))
+            assert set(e.cited_event_ids) <= set(history["event_id"])
+        # the co-occurrence reason, built and checked on the same events
+        for item_id in ex.dataset.items["item_id"]:
+            built = ex.guard.builder.build(item_id, history, "feature", day)
+            if built.evidence == "co_occurrence":
+                claims = verifier.verify(built.text, item_id, history, day).claims
+                assert [c.verdict for c in claims if c.type == "pattern"] == ["pass"], built.text
+                break
+        else:
+            pytest.fail(f"no candidate of client {cid} got the co-occurrence reason")
+    # a count the events do not bear out fails; the true count passes
+    piece = ex.dataset.item(built.cited_item_id).name.split(" in ")[0]
+    n = len(follow[(built.cited_item_id, item_id)] - {cid})
+    said = {k: verifier.verify(f"{k} other clients who chose the {piece} went on to this piece.", item_id, history, day)
+            for k in (n, n + 1)}
+    assert [[c.verdict for c in said[k].claims if c.type == "pattern"] for k in (n, n + 1)] == [["pass"], ["fail"]]
+    claim = verifier.verify("This gold leather piece suits them.", recs[0], history, day)
+    assert [(c.text, c.verdict) for c in claim.unchecked] == [("gold", "unchecked"), ("leather", "unchecked")]
+    assert "records no material" in claim.unchecked[1].reason and claim.passed
+
+
+def test_cli_serves_the_store_given_and_refuses_another_catalogue(name_only, capsys, monkeypatch, accounts_db):
+    """`seller explain --data STORE` (or SELLER_DATA) serves that store's clients; a model trained
+    on another catalogue fails naming both catalogues and the command that trains on this one."""
+    from seller.cli import main
+    from seller.data.dataset import load_sample
+    store, ex = name_only
+    cid = held_out_clients(1)[0]
+    argv = ["--client", cid, "--k", "1", "--username", "max", "--db", accounts_db, "--data", str(store)]
+    assert _cli(argv, "correct horse battery", monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1\. I\d{4}  ", out, re.M) and "experts:" in out
+    sample = load_sample()
+    fewer = write_store(store.parent / "fewer", sample.items.iloc[:-1],
+                        sample.clients, sample.events[sample.events["item_id"] != sample.items["item_id"].iloc[-1]])
+    monkeypatch.setenv("SELLER_DATA", str(fewer))  # as the app reads it
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("correct horse battery\n"))
+    assert main(["explain", "--client", cid, "--username", "max", "--db", accounts_db, "--password-stdin"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"trained on catalogue [0-9a-f]{16} \(330 items, dataset 'sample'\) but dataset 'store' "
+                     r"has catalogue [0-9a-f]{16} \(329 items\)", err), err
+    assert f"seller fit --data {fewer} --out models/store" in err

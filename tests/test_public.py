@@ -65,3 +65,37 @@ def test_missing_folder_is_named(tmp_path):
         public_data_dir("ml-100k", tmp_path)
     with pytest.raises(ValueError, match="unknown public dataset"):
         load_public("netflix", tmp_path)
+
+
+def test_ml100k_writes_as_a_store_and_benchmarks_as_a_path(shared_data, tmp_path, monkeypatch, capsys):
+    """`python -m seller.data.public ml-100k --store OUT`: films as a name-only catalogue (genre,
+    year), through seller import's validation; the store then serves as a --dataset PATH."""
+    import argparse
+    import json
+
+    from seller.bench import rec
+    from seller.data.dataset import load_dataset
+    from seller.data.public import client_subset, main
+    monkeypatch.setenv("SELLER_SHARED_DATA", str(shared_data))
+    store = tmp_path / "ml"
+    assert main(["ml-100k", "--store", str(store), "--csv", str(tmp_path / "csv")]) == 0
+    assert "events: 100000 read, 100000 imported, 0 rejected" in capsys.readouterr().out
+    ml = load_dataset(store)
+    toy = ml.item("1")
+    assert (toy.name, toy.category, toy.subcategory, toy.launched_at.year) == ("Toy Story", "film", "animation film", 1995)
+    assert toy.maison is None and toy.color is None and toy.material is None and toy.collection is None
+    assert set(ml.events["event_type"]) == {"purchase"} and len(ml.clients) == 943
+    sub = client_subset(ml, 50)  # --max-clients: a seeded draw of whole clients, every film kept
+    assert len(sub.clients) == 50 and set(sub.events["client_id"]) == set(sub.clients["client_id"])
+    assert len(sub.items) == 1682 and sub.events["event_id"].is_unique
+    assert len(sub.events) == ml.events["client_id"].isin(set(sub.clients["client_id"])).sum()
+    assert main(["ml-100k", "--store", str(store)]) == 1  # exists: refused, untouched
+    assert "--force" in capsys.readouterr().err and load_dataset(store).events.equals(ml.events)
+    parser = argparse.ArgumentParser()
+    rec.add_arguments(parser)
+    out = tmp_path / "rec.json"
+    assert rec.run(parser.parse_args(["--dataset", str(store), "--models", "popularity,item-knn",
+                                      "--max-clients", "200", "--out", str(out)])) == 0
+    result = json.loads(out.read_text())
+    assert result["dataset"] == "ml" and result["data"] == str(store) and result["n_items"] == 1682
+    assert all(0 < m["HR@10"] <= 1 for m in result["models"].values())

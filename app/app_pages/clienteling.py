@@ -216,8 +216,10 @@ for rec in recs:
         basis = views.rests_on(history, exp.cited_event_ids)
         label = ("Built from the client's history: the model's sentence did not pass the fact check"
                  if exp.grounded else "")
-        if basis or label:
-            slot.caption(" · ".join(p for p in (basis, label) if p))
+        # a claim the catalogue cannot confirm (e.g. a colour on a piece known only by name) is said so
+        unchecked = "Could not check: " + "; ".join(exp.unchecked_claims) if exp.unchecked_claims else ""
+        if basis or label or unchecked:
+            slot.caption(" · ".join(p for p in (basis, label, unchecked) if p))
     with slot.expander("Why", icon=":material/insights:"):
         if exp is not None:
             st.caption("Adapter experts (gate weights)")

@@ -1,6 +1,9 @@
 """`seller bench rec`: next-item recommendation, leave-one-out, full ranking over all items.
 
-    seller bench rec --dataset {sample,beauty,ml-100k} [--out FILE.json] [--max-clients N]
+    seller bench rec --dataset {sample,beauty,ml-100k,PATH} [--out FILE.json] [--max-clients N]
+
+PATH: a store written by `seller import` or a folder of items/clients/events CSV files, trained
+with the sample's settings (a retail book is short and sparse like it).
 
 One run trains and scores: popularity, item-KNN (cosine co-occurrence), GRU4Rec-style (GRU,
 ID only, full-softmax CE), SASRec-CE (ID only) and ours (SASRec-CE over sequence + semantics:
@@ -37,7 +40,8 @@ KS = (5, 10, 20)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, default="sample")
+    parser.add_argument("--dataset", default="sample",
+                        help=f"{', '.join(DATASETS)}, or a store / CSV folder (default sample)")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/rec_<dataset>.json); "
                                       "a .md table is written beside it")
     parser.add_argument("--max-clients", type=int, default=0,
@@ -54,6 +58,9 @@ def _load(name: str):
     if name == "sample":
         from seller.data.dataset import load_sample
         return load_sample()
+    if name not in DATASETS:
+        from seller.data.dataset import load_dataset
+        return load_dataset(name)
     from seller.data.public import load_public
     return load_public({"beauty": "amazon_beauty"}.get(name, name))
 
@@ -66,7 +73,7 @@ def _configs(dataset: str, epochs: int, minutes: float, seed: int) -> dict:
     # so the 20-minute budget allows few epochs and more, larger steps converge sooner.
     base = {"beauty": dict(dropout=0.5, max_len=50, lr=2e-3, batch_size=64),
             "ml-100k": dict(dropout=0.2, max_len=200),
-            "sample": dict(dropout=0.2, max_len=50, batch_size=32)}[dataset]
+            "sample": dict(dropout=0.2, max_len=50, batch_size=32)}.get(dataset if dataset in DATASETS else "sample")
     common = dict(base, epochs=epochs, max_minutes=minutes, seed=seed)
     id_only = dict(use_text=False, use_attributes=False, use_event_features=False)
     return {"gru4rec": RecommenderConfig(encoder="gru", **id_only, **common),
@@ -385,12 +392,15 @@ def run(args) -> int:
             text_vectors = embed_texts([item_text(r) for _, r in dataset.items.iterrows()])
             log(f"MiniLM text vectors in {time.time() - t0:.1f}s")
         return text_vectors
-    result = {"dataset": args.dataset,
+    result = {"dataset": dataset.name if args.dataset not in DATASETS else args.dataset,
               "protocol": "leave-one-out (last event test, second-to-last valid), full ranking "
                           "over all items, history not masked, ties count half",
               "n_users": len(split.test), "n_items": len(dataset.items), "models": {},
               "configs": {k: asdict(c) for k, c in configs.items()}}
-    out = Path(args.out) if args.out else Path("benchmarks/results") / f"rec_{args.dataset}.json"
+    if dataset.source and args.dataset not in DATASETS:
+        from seller.paths import shown_path
+        result["data"] = shown_path(dataset.source)
+    out = Path(args.out) if args.out else Path("benchmarks/results") / f"rec_{result['dataset']}.json"
     ours = None
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         kind = name if name in ("popularity", "item-knn") else "neural"

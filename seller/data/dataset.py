@@ -52,6 +52,7 @@ class Dataset:
     clients: pd.DataFrame
     events: pd.DataFrame
     name: str = "dataset"
+    source: str | None = None  # the folder it was loaded from, for messages that say what to run
     # id -> row position lookups, built on first use (a dict probe beats a boolean mask per call)
     _index: dict | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -141,6 +142,7 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
     else:
         raise FileNotFoundError(f"{folder}: neither a SELLER store ({MANIFEST}) nor a folder "
                                 "with items, clients and events .csv/.parquet files")
+    dataset.source = str(folder)
     if name:
         dataset.name = name
     return dataset

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from seller import __version__
-from seller.paths import sha256_file
+from seller.paths import sha256_file, swap_into_place
 from seller.data.schema import TABLES
 from seller.data.validate import (EXTRA_COLUMNS, Problem, RawTable, Validated, row_number,
                                   to_arrow, validate_tables)
@@ -252,22 +251,6 @@ def _check_out(out: Path, force: bool) -> None:
                                 "refusing to replace it even with --force")
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished store to --out; an old store is moved aside first and removed only
-    once the new one is in place (restored if the final rename fails)."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old)
-
-
 def write_store(out: Path, raws: dict[str, RawTable], v: Validated, lenient: bool,
                 assume_utc: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +272,7 @@ def write_store(out: Path, raws: dict[str, RawTable], v: Validated, lenient: boo
             _rejects_frame(raws, v).to_csv(tmp / REJECTS, index=False)
             manifest["rejects"] = REJECTS
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out)
+        swap_into_place(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

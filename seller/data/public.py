@@ -4,6 +4,9 @@ API:
     load_public(name, root=None) -> Dataset     # name in PUBLIC_DATASETS
     load_amazon_beauty(root=None) / load_ml100k(root=None) / load_musical_instruments(root=None)
     public_data_dir(name, root=None) -> Path    # raises PublicDataMissing naming the path
+    ml100k_catalogue(root=None) / names_only(dataset) -> Dataset   # store shapes (below)
+    export_csv(dataset, folder)                 # items/clients/events .csv, as seller import reads
+    python -m seller.data.public {ml-100k,sample-names-only} --store OUT [--csv DIR] [--max-clients N] [--force]
 
 Every loader returns a `Dataset` with the schema's columns; attributes a dataset lacks are left
 empty (None). Mapping decisions:
@@ -181,3 +184,114 @@ def load_musical_instruments(root=None):
                      {"rating": raw["rating"], "review_summary": raw["summary"],
                       "review_text": raw["text"]})
     return _dataset(items, clients, events, "amazon_musical_instruments")
+
+
+# -- ML-100K as a retailer's store: a second catalogue shape for `seller fit` and the app ----------
+def _film_kind(genre: str | None) -> str | None:
+    """"comedy film", "documentary", "film noir": what "this ..." calls a film of that genre."""
+    if not genre or genre == "unknown":
+        return None
+    genre = genre.lower().replace("film-noir", "film noir")
+    return genre if genre in ("documentary", "musical", "western", "film noir") else f"{genre} film"
+
+
+def ml100k_catalogue(root=None):
+    """ML-100K shaped like a retail catalogue: category "film", subcategory the first genre
+    ("comedy film"), launched_at the release year's 1 January (UTC), the title, year and genres
+    in the description. A rating means the film was watched, the client took it: a "purchase"
+    (online), so serving never recommends a film already seen and the reference miner has its
+    targets; the score is not kept. No maison, colour or material: every film is known by its
+    name, genre and year only."""
+    data = load_ml100k(root)
+    events = data.events.assign(event_type="purchase")
+    items = data.items.copy()
+    years = pd.to_numeric(items["collection"], errors="coerce")
+    items["launched_at"] = pd.to_datetime(years.astype("Int64").astype(str) + "-01-01",
+                                          errors="coerce", utc=True)
+    items["subcategory"] = [_film_kind(g) for g in items["category"]]
+    items["category"] = "film"
+    items["collection"] = None
+    return _dataset(items, data.clients, events, "ml-100k")
+
+
+def export_csv(dataset, folder) -> dict[str, Path]:
+    """The dataset as items.csv, clients.csv and events.csv in `folder`, the files
+    `seller import` reads (timestamps ISO 8601 with their UTC offset)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for table, columns in (("items", ITEM_COLUMNS), ("clients", CLIENT_COLUMNS), ("events", EVENT_COLUMNS)):
+        frame = getattr(dataset, table)[[c.name for c in columns]].copy()
+        for c in columns:
+            if c.kind == "datetime":
+                frame[c.name] = frame[c.name].map(lambda t: t.isoformat() if pd.notna(t) else "")
+        files[table] = folder / f"{table}.csv"
+        frame.to_csv(files[table], index=False)
+    return files
+
+
+def names_only(dataset, name: str | None = None):
+    """The same clients and events with every item known by its id and name alone (no maison,
+    category, colour, material, price, description...): how a bare catalogue export looks."""
+    items = dataset.items[["item_id", "name"]].reindex(columns=dataset.items.columns)
+    items["one_of_a_kind"] = False
+    return _dataset(items, dataset.clients, dataset.events, name or f"{dataset.name}-names-only")
+
+
+def _sample_names_only(root=None):
+    from seller.data.dataset import load_sample
+    return names_only(load_sample())
+
+
+def client_subset(dataset, n: int, seed: int = 0):
+    """`n` clients drawn at random (seeded) with all their events; the catalogue stays whole."""
+    if n <= 0 or n >= len(dataset.clients):
+        return dataset
+    import numpy as np
+    ids = dataset.clients["client_id"].to_numpy()
+    keep = set(ids[np.sort(np.random.default_rng(seed).choice(len(ids), n, replace=False))])
+    events = dataset.events[dataset.events["client_id"].isin(keep)].reset_index(drop=True)
+    events["event_id"] = [f"e{i}" for i in range(len(events))]
+    return _dataset(dataset.items, dataset.clients[dataset.clients["client_id"].isin(keep)].reset_index(drop=True),
+                    events, dataset.name)
+
+
+# what `python -m seller.data.public NAME --store OUT` writes
+STORE_SHAPES = {"ml-100k": ml100k_catalogue, "sample-names-only": _sample_names_only}
+
+
+def main(argv=None) -> int:
+    """`python -m seller.data.public {ml-100k,sample-names-only} --store OUT [--csv DIR] [--force]`:
+    write a public dataset (or the sample with its items known by name only) as a SELLER store,
+    through `seller import`'s own validation."""
+    import argparse
+    import sys
+    import tempfile
+
+    from seller.data.importer import DataValidationError, OutputExistsError, run_import
+    parser = argparse.ArgumentParser(prog="python -m seller.data.public", description=main.__doc__)
+    parser.add_argument("name", choices=sorted(STORE_SHAPES))
+    parser.add_argument("--store", required=True, help="store folder to write (as seller import --out)")
+    parser.add_argument("--csv", help="also keep the importable CSV files in this folder")
+    parser.add_argument("--force", action="store_true", help="replace an existing store at --store")
+    parser.add_argument("--root", help="folder holding ml-100k/ (default: SELLER_SHARED_DATA or ../shared/data)")
+    parser.add_argument("--max-clients", type=int, default=0,
+                        help="keep this many clients (seeded draw, all their events; 0 = all)")
+    args = parser.parse_args(argv)
+    dataset = client_subset(STORE_SHAPES[args.name](args.root), args.max_clients)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = export_csv(dataset, args.csv or tmp)
+        try:
+            summary = run_import(files["items"], files["clients"], files["events"], args.store,
+                                 force=args.force, progress=False)
+        except (DataValidationError, OutputExistsError) as e:
+            print(f"seller.data.public: {e}", file=sys.stderr)
+            return 1
+    for line in summary.lines():
+        print(line)
+    print(f"store written to {summary.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -61,6 +61,7 @@ def verify_cards(cases, gens, dataset, guard) -> list[dict]:
                 "grounded": shown.grounded, "shown_text": shown.text, "shown_passed": shown.checked.passed,
                 "failed": [f"{c.type}: \"{c.text}\" ({c.reason})" for c in result.failed],
                 "failed_types": sorted({c.type for c in result.failed}),
+                "unchecked": [f"{c.type}: \"{c.text}\" ({c.reason})" for c in shown.checked.unchecked],
                 "candidate": _facts(items, item_id),
                 "cited_event": _cited(events, items, g.cited_event_ids)})
     return cards
@@ -94,6 +95,8 @@ def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
            "as_shown_ready_ci": list(bootstrap_ci(shown, n_bootstrap, seed)),
            "fallback_rate": float(grounded.mean()),
            "fallback_ci": list(bootstrap_ci(grounded, n_bootstrap, seed)),
+           # as shown: cards holding a claim the verifier could not check (no attribute recorded, ...)
+           "unchecked_rate": float(np.mean([bool(c.get("unchecked")) for c in cards])),
            "failing_rate": {}, "failing_rate_ci": {}, "failed_per_explanation": {}}
     for t in CLAIM_TYPES:
         failing = np.array([t in c["failed_types"] for c in cards], dtype=float)
@@ -103,8 +106,8 @@ def summarise_cards(cards: list[dict], n_bootstrap: int, seed: int) -> dict:
             f.startswith(t + ":") for c in cards for f in c["failed"]) / len(cards)
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(cards), size=min(N_SHOWN, len(cards)), replace=False)
-    out["cards"] = [{k: cards[i][k] for k in ("case", "item_id", "style", "text", "passed", "failed",
-                                              "grounded", "shown_text")}
+    out["cards"] = [{k: cards[i].get(k, []) for k in ("case", "item_id", "style", "text", "passed", "failed",
+                                                      "grounded", "shown_text", "unchecked")}
                     for i in sorted(picked)]
     return out
 
@@ -133,6 +136,12 @@ def claims_markdown(results: dict) -> list[str]:
                      f"{_pct(c['fallback_rate'], c['fallback_ci'])} | " + " | ".join(
                          _pct(c["failing_rate"][t], c["failing_rate_ci"][t]) for t in CLAIM_TYPES) + " |")
     parts.append("")
+    unchecked = [f"{name} {_pct(c['unchecked_rate'])}%" for name, c in methods.items() if "unchecked_rate" in c]
+    if unchecked:
+        parts += ["Could not check: the share of cards, as shown, holding a claim the verifier could "
+                  "not check (a colour, material or hardware word on a piece whose catalogue row "
+                  "records none, a kind word for a piece without a category, ...): "
+                  + ", ".join(unchecked) + ".", ""]
     for name, c in methods.items():
         parts += [f"### {len(c['cards'])} random cards: {name}", ""]
         for card in c["cards"]:
@@ -141,6 +150,8 @@ def claims_markdown(results: dict) -> list[str]:
                          f"{card['text'] or '(empty)'} — *{mark}*")
             if card["grounded"]:
                 parts.append(f"  - shown instead: {card['shown_text']}")
+            if card.get("unchecked"):
+                parts.append(f"  - could not check: {'; '.join(card['unchecked'])}")
         parts.append("")
     parts += ratings_markdown(results.get("ratings"))
     return parts

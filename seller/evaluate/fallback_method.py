@@ -16,7 +16,8 @@ class FallbackMethod:
     _builder: GroundedSentenceBuilder = field(init=False, repr=False)
 
     def __post_init__(self):
-        self._builder = GroundedSentenceBuilder(self.dataset.items)
+        # as the app's cards: what other clients did, up to each case's target time
+        self._builder = GroundedSentenceBuilder(self.dataset.items, self.dataset.events)
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
         history = self.dataset.client_history(case.client_id, before=case.target_time)

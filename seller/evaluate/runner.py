@@ -1,4 +1,5 @@
-"""`seller evaluate --dataset {sample,musical_instruments} --out reports/NAME/`.
+"""`seller evaluate --dataset {sample,musical_instruments} --out reports/NAME/`, or a model on its
+own store: `seller evaluate --data STORE --model DIR --out reports/NAME/` (`evaluate_model`).
 
 Every method explains the same held-out cases. The test clients are the training config's own
 test split (`seller.adapter.data.split_clients` on `configs/<dataset>.toml`), so nothing here is
@@ -11,6 +12,7 @@ uses all K (see seller/evaluate/utility.py).
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -152,18 +154,186 @@ def score_method(cases: list[Case], gens: list[list[Generated]], dataset, checke
     return out
 
 
+# ------------------------------------------------------------------------------ the methods
+def run_methods(wanted: list[str], dataset, cfg, refs: pd.DataFrame, split: dict, split_source: str,
+                rec, config: EvalConfig, threads: int, trained: dict[str, Path], command: str,
+                review_data: bool = False, log=print) -> tuple[dict, dict[str, list[dict]]]:
+    """Every wanted method explains the same held-out cases; returns (results, the verifier's
+    cards per method). `trained`: model folder per trained method (SELLER and its ablations);
+    `cfg`: the training Config whose decoding every LLM method shares."""
+    from seller.adapter.facts import layout_config, prompt_aspects
+    from seller.data.review_explanations import item_aspects
+
+    train_aspects = item_aspects(refs, split["train"]) if review_data else None
+    profile_words = {i: " ".join(a[:utility.REVIEW_PROFILE_ASPECTS])
+                     for i, a in train_aspects.items() if i} if review_data else None
+    cases, source = build_cases(dataset, refs, split["test"], config, rec, item_words=profile_words)
+    log(f"evaluate: {len(cases)} cases from {len(split['test'])} test clients, "
+        f"K={config.k}, candidates: {source}")
+
+    if review_data:  # PETER: features are the review's aspect words; lexicon = all aspects
+        aspects = (refs.drop_duplicates(["client_id", "item_id"])
+                   .set_index(["client_id", "item_id"])["aspects"].astype(str))
+        features = [aspects.get((c.client_id, c.item_id), "").split(";") for c in cases]
+        vocabulary = sorted({a for s in refs["aspects"].astype(str) for a in s.split(";") if a})
+        checker = None
+    else:
+        items = dataset.items.set_index("item_id")
+        features = [[str(items.at[c.item_id, f]) for f in ITEM_FEATURES
+                     if f in items and pd.notna(items.at[c.item_id, f])] for c in cases]
+        vocabulary = sorted({str(v) for f in ITEM_FEATURES if f in items
+                             for v in items[f].dropna().unique()})
+        checker = grounding.GroundingChecker(dataset.items, dataset.events)
+    guard = None if review_data else CardGuard(dataset.items, dataset.events)
+    cards_by_method: dict[str, list[dict]] = {}
+    encoder = text.SentenceEncoder()
+
+    results = {"dataset": dataset.name, "n_cases": len(cases), "n_clients": len(split["test"]),
+               "k": config.k, "candidates_from": source, "methods": {}, "skipped": {},
+               "command": command, "notes": [f"test clients from {split_source}"], "examples": []}
+    llm = None
+    for name in wanted:
+        try:
+            if name == "template":
+                method = TemplateMethod(dataset.items, dataset.events,
+                                        {i: a[0] for i, a in train_aspects.items()} if review_data else None)
+            elif name == "fallback":
+                from seller.evaluate.fallback_method import FallbackMethod
+                if review_data:
+                    raise ValueError("the grounded sentence needs item attributes")
+                method = FallbackMethod(dataset)
+            elif name == "text-only":
+                from seller.llm.runtime import SoftPromptLLM
+                llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
+                                           n_threads=threads, n_seq_max=max(4, config.k),
+                                           extra_buffers=cfg.llm.extra_buffers)
+                # history as text: the config's lines, but at least the method's own 3 when
+                # SELLER's prompt leaves the history to its soft prompts
+                method = TextOnlyMethod(dataset.items, dataset.events, llm,
+                                        max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
+                                        cfg.llm.max_target_tokens, cfg.llm.sampling(),
+                                        tuple(cfg.llm.stop),
+                                        prompt_aspects(refs, split["train"], cfg.data.item_aspects),
+                                        layout_config(cfg.data))
+            else:
+                path = Path(trained[name]).resolve()
+                if not (path / "config.json").exists():
+                    results["skipped"][name] = f"no trained model at {shown_path(path)}"
+                    continue
+                method = ExplainerMethod(path, name, dataset, threads, cfg.llm.sampling(),
+                                         tuple(cfg.llm.stop))
+        except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
+            results["skipped"][name] = f"{type(e).__name__}: {e}"
+            continue
+        t0 = time.perf_counter()
+        gens = [method.explain(c, c.candidates) for c in cases]
+        seconds = time.perf_counter() - t0
+        n_expl = sum(len(g) for g in gens)
+        scored = score_method(cases, gens, dataset, checker, encoder, features, vocabulary, config)
+        scored["timing"] = {"n_explanations": n_expl, "seconds": seconds,
+                            "s_per_explanation": seconds / max(1, n_expl),
+                            "seconds_with_scoring": time.perf_counter() - t0}
+        scored["expert_names"] = getattr(method, "expert_names", None) or None
+        if guard is not None:
+            cards_by_method[name] = claims.verify_cards(cases, gens, dataset, guard)
+            scored["claims"] = claims.summarise_cards(cards_by_method[name], config.n_bootstrap,
+                                                      config.seed)
+        results["methods"][name] = scored
+        results["examples"] += [{"method": name, "case": c.case_id, "reference": c.reference,
+                                 "explanation": g[c.true_index].text} for c, g in
+                                zip(cases[:3], gens[:3])]
+        log(f"evaluate: {name}: {n_expl} explanations in {seconds:.0f}s, ROUGE-L "
+            f"{scored['text']['rougeL']:.2f}")
+    if llm is not None:
+        llm.close()
+    return results, cards_by_method
+
+
+def _config_notes(results: dict, cfg, config_name: str, review_data: bool) -> None:
+    """What every reader of the report must know about how the LLM methods were prompted."""
+    if cfg.llm.numbers_from_prompt:
+        results["notes"].append(f"Every LLM method decodes with {config_name}'s "
+                                "llm.numbers_from_prompt: a number is written only if the "
+                                "prompt holds it (seller.llm.sampling.NumberGuard).")
+    if review_data:
+        results["notes"].append(
+            "Musical Instruments items have no attributes: grounding does not apply; the "
+            "simulated client's profile holds its future items' "
+            f"{utility.REVIEW_PROFILE_ASPECTS} most frequent aspects in training clients' "
+            "reviews; texts are truncated to 15 tokens as PETER does.")
+    if cfg.data.item_aspects:
+        results["notes"].append(
+            f"Every LLM prompt ({config_name}'s data.item_aspects) names the candidate's "
+            f"{cfg.data.item_aspects} most frequent aspects in training clients' reviews, the "
+            "same words the template and the simulated client read; a trained model uses the "
+            "descriptions saved with it.")
+    if cfg.data.system:
+        results["notes"].append(f"System turn of every LLM prompt ({config_name}'s data.system): "
+                                f"\"{cfg.data.system}\"")
+
+
+STORE_METHODS = ("template", "fallback", "text-only", "seller")  # what evaluate_model can run
+
+
+def evaluate_model(dataset, model_dir, out, *, methods=("template", "fallback", "seller"),
+                   max_cases: int = 16, k: int = 4, threads: int = 2, log=print) -> dict:
+    """Evaluate the model folder `model_dir` (seller train / seller fit) on `dataset`, its
+    held-out clients (the folder's split.json) and the references its config names; writes
+    `out`/results.json + results.md (+ charts) and returns the results. "seller" is the model
+    itself; the other methods run beside it on the same cases."""
+    import torch
+
+    from seller.adapter.data import load_explanations, split_clients
+    from seller.bundle import RECOMMENDER_DIR, SPLIT_FILE, read_config
+    from seller.evaluate.report import write_report
+    from seller.recommend import Recommender
+
+    unknown = [m for m in methods if m not in STORE_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r} (choose from {', '.join(STORE_METHODS)})")
+    model_dir = Path(model_dir)
+    cfg = read_config(model_dir)  # FileNotFoundError naming the folder and what to run
+    torch.set_num_threads(threads)
+    refs = load_explanations(cfg.data, dataset)
+    split_file = model_dir / SPLIT_FILE
+    if split_file.is_file():
+        split, split_source = json.loads(split_file.read_text()), shown_path(split_file)
+    else:
+        split = split_clients(refs["client_id"].astype(str).unique(), cfg.data)
+        split_source = f"split_clients(seed {cfg.data.split_seed})"
+    rec = Recommender.from_pretrained(model_dir / RECOMMENDER_DIR, dataset)  # names both catalogues
+    config = EvalConfig(max_cases=max_cases, k=k)
+    data = f" --data {shown_path(dataset.source)}" if dataset.source else ""
+    command = (f"seller evaluate{data} --model {shown_path(model_dir)} --out {shown_path(Path(out))} "
+               f"--max-cases {max_cases} --k {k} --methods {','.join(methods)}")
+    results, _ = run_methods(list(methods), dataset, cfg, refs, split, split_source, rec, config,
+                             threads, {"seller": model_dir}, command, log=log)
+    if not results["methods"]:
+        raise ValueError("no method could run: " + "; ".join(
+            f"{name}: {why}" for name, why in results["skipped"].items()))
+    _config_notes(results, cfg, shown_path(model_dir / "config.json"), review_data=False)
+    write_report(results, out)
+    return results
+
+
 # ------------------------------------------------------------------------------ the command
 def add_arguments(parser) -> None:
-    parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample")
+    parser.add_argument("--dataset", choices=("sample", "musical_instruments"), default="sample",
+                        help="a shipped benchmark, evaluated with configs/<dataset>.toml (ignored with --data)")
+    parser.add_argument("--data", default=None, metavar="STORE",
+                        help="a store (seller import) or CSV folder: evaluate the --model DIR trained on it")
     parser.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
     parser.add_argument("--config", default=None,
                         help="training config whose test split is evaluated (default configs/<dataset>.toml)")
     parser.add_argument("--models", default=None, help="trained models folder (default: the config's train.out_dir)")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated subset of {', '.join(METHODS)} (default: all; with "
+                             f"--data: template,fallback,seller)")
     parser.add_argument("--model", action="append", default=[], metavar="METHOD=DIR",
-                        help="model folder of one trained method (repeatable), e.g. seller-dense=models/x")
-    parser.add_argument("--max-cases", type=int, default=EvalConfig.max_cases)
+                        help="model folder of one trained method (repeatable), e.g. seller-dense=models/x; "
+                             "with --data: the model folder itself (--model DIR)")
+    parser.add_argument("--max-cases", type=int, default=None,
+                        help=f"held-out cases per method (default {EvalConfig.max_cases}; with --data 16)")
     parser.add_argument("--k", type=int, default=EvalConfig.k)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
     parser.add_argument("--review-sheet", type=int, default=0, metavar="N",
@@ -188,8 +358,31 @@ def _repo() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _run_on_store(args) -> int:
+    """`seller evaluate --data STORE --model DIR [--out DIR]`."""
+    from seller.data.dataset import load_dataset
+    if len(args.model) != 1 or "=" in args.model[0]:
+        print("seller evaluate: --data STORE needs one --model DIR (the model folder trained on it)",
+              file=sys.stderr)
+        return 2
+    if not args.out:
+        print("seller evaluate: --data STORE needs --out DIR (the report folder)", file=sys.stderr)
+        return 2
+    methods = [m.strip() for m in (args.methods or "template,fallback,seller").split(",") if m.strip()]
+    results = evaluate_model(load_dataset(args.data), args.model[0], args.out, methods=tuple(methods),
+                             max_cases=args.max_cases or 16, k=args.k, threads=args.threads,
+                             log=lambda m: print(m, file=sys.stderr))
+    for name, why in results["skipped"].items():
+        print(f"evaluate: {name} not run: {why}", file=sys.stderr)
+    print(Path(args.out) / "results.md")
+    return 0
+
+
 def run(args) -> int:
-    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.data:
+        return _run_on_store(args)
+    args.max_cases = args.max_cases or EvalConfig.max_cases
+    wanted = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
     unknown = [m for m in wanted if m not in METHODS]
     if unknown:
         print(f"seller evaluate: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})",
@@ -206,8 +399,6 @@ def run(args) -> int:
     import torch
 
     from seller.adapter.data import load_dataset, load_explanations, split_clients
-    from seller.adapter.facts import layout_config, prompt_aspects
-    from seller.data.review_explanations import item_aspects
     from seller.config import load_config
 
     torch.set_num_threads(args.threads)
@@ -218,7 +409,6 @@ def run(args) -> int:
     models = Path(args.models or _repo() / cfg.train.out_dir)
     split_file = models / "split.json"
     if split_file.exists():  # the exact clients the shipped model held out
-        import json
         split = json.loads(split_file.read_text())
         split_source = shown_path(split_file)
     else:
@@ -231,112 +421,15 @@ def run(args) -> int:
         rec = Recommender.from_pretrained(rec_dir, dataset)
     review_data = args.dataset == "musical_instruments"
     config = EvalConfig(max_cases=args.max_cases, k=args.k, max_tokens=15 if review_data else None)
-    train_aspects = item_aspects(refs, split["train"]) if review_data else None
-    profile_words = {i: " ".join(a[:utility.REVIEW_PROFILE_ASPECTS])
-                     for i, a in train_aspects.items() if i} if review_data else None
-    cases, source = build_cases(dataset, refs, split["test"], config, rec, item_words=profile_words)
-    print(f"evaluate: {len(cases)} cases from {len(split['test'])} test clients, "
-          f"K={config.k}, candidates: {source}", file=sys.stderr)
-
-    if review_data:  # PETER: features are the review's aspect words; lexicon = all aspects
-        aspects = (refs.drop_duplicates(["client_id", "item_id"])
-                   .set_index(["client_id", "item_id"])["aspects"].astype(str))
-        features = [aspects.get((c.client_id, c.item_id), "").split(";") for c in cases]
-        vocabulary = sorted({a for s in refs["aspects"].astype(str) for a in s.split(";") if a})
-        checker = None
-    else:
-        items = dataset.items.set_index("item_id")
-        features = [[str(items.at[c.item_id, f]) for f in ITEM_FEATURES
-                     if f in items and pd.notna(items.at[c.item_id, f])] for c in cases]
-        vocabulary = sorted({str(v) for f in ITEM_FEATURES if f in items
-                             for v in items[f].dropna().unique()})
-        checker = grounding.GroundingChecker(dataset.items, dataset.events)
-    guard = None if review_data else CardGuard(dataset.items)
-    cards_by_method: dict[str, list[dict]] = {}
-    encoder = text.SentenceEncoder()
-
-    results = {"dataset": dataset.name, "n_cases": len(cases), "n_clients": len(split["test"]),
-               "k": config.k, "candidates_from": source, "methods": {}, "skipped": {},
-               "command": _command(args, wanted),
-               "notes": [f"test clients from {split_source}"], "examples": []}
-    llm = None
-    for name in wanted:
-        try:
-            if name == "template":
-                method = TemplateMethod(dataset.items, dataset.events,
-                                        {i: a[0] for i, a in train_aspects.items()} if review_data else None)
-            elif name == "fallback":
-                from seller.evaluate.fallback_method import FallbackMethod
-                if review_data:
-                    raise ValueError("the grounded sentence needs item attributes")
-                method = FallbackMethod(dataset)
-            elif name == "text-only":
-                from seller.llm.runtime import SoftPromptLLM
-                llm = llm or SoftPromptLLM(cfg.llm.gguf or None, n_ctx=4096,
-                                           n_threads=args.threads, n_seq_max=max(4, config.k),
-                                           extra_buffers=cfg.llm.extra_buffers)
-                # history as text: the config's lines, but at least the method's own 3 when
-                # SELLER's prompt leaves the history to its soft prompts
-                method = TextOnlyMethod(dataset.items, dataset.events, llm,
-                                        max(cfg.data.max_fact_events, TextOnlyMethod.max_facts),
-                                        cfg.llm.max_target_tokens, cfg.llm.sampling(),
-                                        tuple(cfg.llm.stop),
-                                        prompt_aspects(refs, split["train"], cfg.data.item_aspects),
-                                        layout_config(cfg.data))
-            else:
-                path = Path(overrides.get(name) or models / MODEL_SUBDIRS[name]).resolve()
-                if not (path / "config.json").exists():
-                    results["skipped"][name] = f"no trained model at {shown_path(path)}"
-                    continue
-                method = ExplainerMethod(path, name, dataset, args.threads, cfg.llm.sampling(),
-                                         tuple(cfg.llm.stop))
-        except (ImportError, TypeError, FileNotFoundError, ValueError) as e:
-            results["skipped"][name] = f"{type(e).__name__}: {e}"
-            continue
-        t0 = time.perf_counter()
-        gens = [method.explain(c, c.candidates) for c in cases]
-        seconds = time.perf_counter() - t0
-        n_expl = sum(len(g) for g in gens)
-        scored = score_method(cases, gens, dataset, checker, encoder, features, vocabulary, config)
-        scored["timing"] = {"n_explanations": n_expl, "seconds": seconds,
-                            "s_per_explanation": seconds / max(1, n_expl),
-                            "seconds_with_scoring": time.perf_counter() - t0}
-        scored["expert_names"] = getattr(method, "expert_names", None) or None
-        if guard is not None:
-            cards_by_method[name] = claims.verify_cards(cases, gens, dataset, guard)
-            scored["claims"] = claims.summarise_cards(cards_by_method[name], config.n_bootstrap,
-                                                      config.seed)
-        results["methods"][name] = scored
-        results["examples"] += [{"method": name, "case": c.case_id, "reference": c.reference,
-                                 "explanation": g[c.true_index].text} for c, g in
-                                zip(cases[:3], gens[:3])]
-        print(f"evaluate: {name}: {n_expl} explanations in {seconds:.0f}s, ROUGE-L "
-              f"{scored['text']['rougeL']:.2f}", file=sys.stderr)
-    if llm is not None:
-        llm.close()
+    trained = {name: overrides.get(name) or models / sub for name, sub in MODEL_SUBDIRS.items()}
+    results, cards_by_method = run_methods(
+        wanted, dataset, cfg, refs, split, split_source, rec, config, args.threads, trained,
+        _command(args, wanted), review_data, log=lambda m: print(m, file=sys.stderr))
     if not results["methods"]:
         print("seller evaluate: no method could run: " + "; ".join(
             f"{k}: {v}" for k, v in results["skipped"].items()), file=sys.stderr)
         return 1
-    if cfg.llm.numbers_from_prompt:
-        results["notes"].append(f"Every LLM method decodes with {cfg_path.name}'s "
-                                "llm.numbers_from_prompt: a number is written only if the "
-                                "prompt holds it (seller.llm.sampling.NumberGuard).")
-    if review_data:
-        results["notes"].append(
-            "Musical Instruments items have no attributes: grounding does not apply; the "
-            "simulated client's profile holds its future items' "
-            f"{utility.REVIEW_PROFILE_ASPECTS} most frequent aspects in training clients' "
-            "reviews; texts are truncated to 15 tokens as PETER does.")
-    if cfg.data.item_aspects:
-        results["notes"].append(
-            f"Every LLM prompt ({cfg_path.name}'s data.item_aspects) names the candidate's "
-            f"{cfg.data.item_aspects} most frequent aspects in training clients' reviews, the "
-            "same words the template and the simulated client read; a trained model uses the "
-            "descriptions saved with it.")
-    if cfg.data.system:
-        results["notes"].append(f"System turn of every LLM prompt ({cfg_path.name}'s data.system): "
-                                f"\"{cfg.data.system}\"")
+    _config_notes(results, cfg, cfg_path.name, review_data)
     from seller.evaluate.report import write_report
     out = args.out or _repo() / "reports" / args.dataset
     paths = write_report(results, out)
