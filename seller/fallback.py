@@ -14,7 +14,7 @@ itself nor another colourway of the same model, returns never count:
 - feature  shared_detail: a piece of the history (engaged with, recent, sharing most) shares a
            colour, material, hardware, collection or maison with the candidate, named in the text.
 - style    taste_line: two or more of the last distinct pieces share one detail with the
-           candidate (both named); collection_drift: an earlier piece came from one collection,
+           candidate (both named, one of them more than viewed); collection_drift: an earlier piece came from one collection,
            a later one and the candidate from another (the move, two pieces named).
 - occasion holidays (1 November to 20 December), launch (the candidate launched in the last
            60 days) or season: the season ahead of `today` that the candidate's own season
@@ -266,9 +266,9 @@ class GroundedSentenceBuilder:
         match = ranked[0] if ranked[0][0][0] else next((r for r in ranked if r[2]), None)
         co = self._co_occurrence(item_id, past, history)
         if style == "style":
-            found = self._taste_line(item_id, past) or self._drift(item_id, past)
+            found = [e for e in (self._taste_line(item_id, past), self._drift(item_id, past)) if e]
             if found:
-                return found
+                return max(found, key=lambda e: e.strong)  # the first strong one
         if style == "occasion":
             item = self._items.get(item_id, {})
             found = self._occasion_time(item, today.date())
@@ -341,7 +341,9 @@ class GroundedSentenceBuilder:
                 days.setdefault(_utc(r["timestamp"]).date(), r)
             if len(days) >= 2:
                 pair = sorted(list(days.values())[:2], key=lambda r: r["timestamp"])
-                return Evidence("taste_line", "style", (pair[1], pair[0]), (column,), {"column": column}, True)
+                engaged = any(STRENGTH.get(r["event_type"], 0) >= ENGAGED for r in pair)
+                # two views alone are browsing, not yet a taste the miner would teach
+                return Evidence("taste_line", "style", (pair[1], pair[0]), (column,), {"column": column}, engaged)
         return None
 
     def _drift(self, item_id: str, past: list[dict]) -> Evidence | None:
@@ -477,10 +479,10 @@ class GroundedSentenceBuilder:
     def _followed(self, found, item, this, history, rng) -> str:
         row, n = found.rows[0], _number(found.detail["clients"])
         event = self._event(row, history, self._who(rng))
-        return rng.choice([  # each piece named once: a name said twice reads as a stutter
-            f"After {event}, {this} is a natural next step: {n} other clients made the same move.",
-            f"{_upper(this)} often comes next after {event}: {n} other clients made that move.",
-        ])
+        # each piece named once (a name said twice reads as a stutter); "as it has for N other
+        # clients" is the phrasing seller.verify counts against the other clients' events
+        return rng.choice([f"{_upper(this)} would follow on well from {event}, as it has for {n} other clients.",
+                           f"{_upper(this)} often comes next after {event}, as it has for {n} other clients."])
 
     def _follow_on(self, found, item, this, history, rng) -> str:
         """Weak: a piece that shares nothing (the fallback only)."""

@@ -77,7 +77,7 @@ def mine_references(dataset, styles=STYLES, clients=None, seed: int = 0,
     if dataset.events.empty:
         raise NothingToMineError(f"dataset {dataset.name!r} has no events to mine references from")
     builder = GroundedSentenceBuilder(dataset.items, dataset.events)
-    verifier = ClaimVerifier(dataset.items)
+    verifier = ClaimVerifier(dataset.items, follow_ons=builder.follow_ons)  # co-occurrence counts checked
     targets = mining_targets(dataset, clients, max_targets, seed)
     rows, rejected = [], 0
     for t in targets.itertuples(index=False):
@@ -138,6 +138,9 @@ def write_csv(frame: pd.DataFrame, out: Path, force: bool = False) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             frame.to_csv(f, index=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would make it, not mkstemp's 0600
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -51,7 +51,8 @@ import pandas as pd
 
 from seller.coherence import Span, coherence_faults
 
-CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time", "pattern", "coherence", "evidence")
+CLAIM_TYPES = ("kind", "name", "date", "verb", "attribute", "word", "time", "pattern", "coherence",
+               "evidence")
 ATTRIBUTES = ("maison", "collection", "color", "material", "hardware")
 NAME_COLUMNS = ("name", "stem", "line")  # full name, name before " in ", its first word
 EVENT_VERBS = {  # phrase -> event type; longest phrases are tried first

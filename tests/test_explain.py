@@ -328,7 +328,9 @@ def test_items_known_only_by_name_are_recommended_explained_and_checked(name_onl
     assert [[c.verdict for c in said[k].claims if c.type == "pattern"] for k in (n, n + 1)] == [["pass"], ["fail"]]
     claim = verifier.verify("This gold leather piece suits them.", recs[0], history, day)
     assert [(c.text, c.verdict) for c in claim.unchecked] == [("gold", "unchecked"), ("leather", "unchecked")]
-    assert "records no material" in claim.unchecked[1].reason and claim.passed
+    # unchecked, never failed (serve's evidence rule fails this probe: it cites no past event)
+    assert "records no material" in claim.unchecked[1].reason
+    assert not [c for c in claim.failed if c.type == "attribute"]
 
 
 def test_cli_serves_the_store_given_and_refuses_another_catalogue(name_only, capsys, monkeypatch, accounts_db):

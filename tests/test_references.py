@@ -10,6 +10,7 @@ from seller.adapter.data import REQUIRED, TrainingDataError, load_explanations
 from seller.cli import main
 from seller.config import DataConfig
 from seller.data.dataset import Dataset, load_dataset, load_sample
+from seller.fallback import GroundedSentenceBuilder
 from seller.references import COLUMNS, NothingToMineError, evidence_summary, mine_references
 from seller.verify import ClaimVerifier
 
@@ -90,10 +91,11 @@ def test_a_name_only_catalogue_gets_co_occurrence_references():
     data = _store(NAME_ONLY, rows)
     frame = mine_references(data)
     assert set(frame["evidence"]) == {"co_occurrence"} and len(frame) == 4 * 3
-    verifier = ClaimVerifier(data.items)
+    verifier = ClaimVerifier(data.items, follow_ons=GroundedSentenceBuilder(data.items, data.events).follow_ons)
     for r in frame.itertuples():
         history = data.client_history(r.client_id, before=pd.Timestamp(r.target_timestamp))
-        assert verifier.verify(r.text, r.item_id, history, r.target_timestamp).passed, r.text
+        result = verifier.verify(r.text, r.item_id, history, r.target_timestamp)
+        assert result.passed and any(c.type == "pattern" and c.verdict == "pass" for c in result.claims), r.text
         assert r.item_id == "B" and "Galatée" in r.text and "three other clients" in r.text.lower()
 
 
