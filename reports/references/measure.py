@@ -52,13 +52,16 @@ def reading_sheet(dataset, frame: pd.DataFrame, n: int = 60, seed: int = 0) -> t
     sheet, key = [], []
     for k, r in enumerate(drawn.itertuples(), 1):
         day = pd.Timestamp(r.target_timestamp)
-        history = dataset.client_history(r.client_id, before=day).tail(12)
+        before = dataset.client_history(r.client_id, before=day)
+        cited_events = before["event_id"].isin(str(r.cited_event_ids).split(";"))
+        # the last 12, and the events the text cites when older: the reader checks every claim
+        history = before[cited_events | (pd.Series(range(len(before)), index=before.index) >= len(before) - 12)]
         events = "; ".join(f"{e.event_type} {items.loc[e.item_id, 'name']} on {e.timestamp.day} "
                            f"{e.timestamp:%B %Y}" for e in history.itertuples())
         cited = "; ".join(_facts(items, i) for i in r.cited_item_ids.split(";"))
         sheet.append({"card_id": f"ref{k:02d}", "reading_day": day.date().isoformat(),
                       "style_requested": r.style, "candidate": _facts(items, r.item_id),
-                      "cited_pieces": cited, "client_last_12_events": events, "text": r.text})
+                      "cited_pieces": cited, "client_events": events, "text": r.text})
         key.append({"card_id": f"ref{k:02d}", "evidence": r.evidence, "row": r.index})
     return pd.DataFrame(sheet), pd.DataFrame(key)
 
