@@ -160,6 +160,7 @@ class Explainer:
         more = candidates - 1
         llm = SoftPromptLLM(gguf or cfg.llm.gguf or None, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
                             n_seq_max=n_seq_max * candidates,
+                            n_batch=max(512, 4 * n_seq_max * candidates),  # a token + 3 guesses per sequence
                             n_ctx=n_ctx + bool(more) * n_seq_max * (
                                 ALTERNATIVE_PROMPT_CELLS + more * (cfg.llm.max_target_tokens + 1)),
                             max_waiting=16 + bool(more) * n_seq_max,  # one request per card's alternatives

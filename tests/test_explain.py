@@ -356,23 +356,36 @@ def test_cli_serves_the_store_given_and_refuses_another_catalogue(name_only, cap
     assert f"seller fit --data {fewer} --out models/store" in err
 
 
-def test_several_texts_per_card_show_the_first_that_passes(explainer):
+def test_several_texts_per_card_show_the_first_that_passes(explainer, monkeypatch):
     """llm.candidates texts per card: the greedy one and sampled ones decoded beside it; a card
-    shows the first that passes, and every request is done or dropped once the cards are in."""
+    whose first text fails reads its alternatives in order and shows the first that passes
+    (else the grounded sentence); every request is done or dropped once the cards are in."""
     from datetime import date
 
     from seller.verify import ClaimVerifier
     assert explainer.candidates > 1 and explainer.llm.n_seq_max == explainer.cards_at_once * explainer.candidates
     verifier, day = ClaimVerifier(explainer.dataset.items), date(2026, 12, 1)
-    chosen = []
-    for cid in held_out_clients(3):
-        history = explainer.dataset.client_history(cid)
-        recs = [r.item_id for r in explainer.recommend(cid, k=5)]
-        for item_id, e in zip(recs, explainer.explain_many(cid, recs, "feature", today=day)):
-            assert verifier.verify(e.text, item_id, history, day).passed, e.text
-            assert e.candidate is None or 0 <= e.candidate < explainer.candidates
-            chosen.append(e.candidate)
-    assert any(c not in (0, None) for c in chosen), chosen  # an alternative saved some card
+    real, read = explainer.guard.shown, []
+
+    def recording(text, item_id, history, style, today, cited, alternatives):
+        read.append((item_id, text, list(alternatives)))  # the real texts, read in full
+        return real(text, item_id, history, style, today, cited, read[-1][2])
+
+    monkeypatch.setattr(explainer.guard, "shown", recording)
+    cid = held_out_clients(3)[2]
+    history = explainer.dataset.client_history(cid)
+    recs = [r.item_id for r in explainer.recommend(cid, k=5)]
+    shown = explainer.explain_many(cid, recs, "feature", today=day)
+    assert sorted(r[0] for r in read) == sorted(recs)  # each card once, in the order they finish
+    by_item = dict(zip(recs, shown))
+    for item_id, first, others in read:
+        e = by_item[item_id]
+        texts = [first, *others]
+        assert len(others) == explainer.candidates - 1 and all(others)
+        passing = [n for n, t in enumerate(texts) if t.strip() and verifier.verify(t, item_id, history, day).passed]
+        assert e.candidate == (passing[0] if passing else None)
+        assert e.text == (texts[e.candidate] if e.candidate is not None else e.text)
+        assert verifier.verify(e.text, item_id, history, day).passed
+    assert any(len(set(others)) > 1 for _, _, others in read)  # sampled, not copies
     llm = explainer.llm
-    explainer.explain_many(held_out_clients(1)[0], recs[:1], "feature", today=day)
     assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live and not llm._waiting
