@@ -6,7 +6,7 @@ intents.csv anchor_event_id, for targets that are planted intent events).
     PYTHONPATH=. python reports/references/measure.py      # writes summary.json beside it
 
 It also writes reading/sheet.csv (60 random mined references with the candidate's catalogue
-facts, the cited pieces' facts and the client's last 12 events before the target day, for a
+facts, the cited pieces' facts, the client's last 12 events before the target day and every event the text cites, for a
 blind rubric reading) and reading/key.csv (each card's evidence type and row).
 """
 import json
