@@ -38,7 +38,7 @@ dropout = 0.0
 max_target_tokens = 16
 [train]
 epochs = 1
-max_steps = 2
+max_steps = 12  # long enough that the Ctrl-C lands mid-training on a quiet machine
 batch_size = 2
 lr = 1e-2
 warmup_steps = 1
@@ -165,7 +165,7 @@ def test_fit_interrupted_mid_training_resumes_and_writes_a_served_model(tmp_path
     report = json.loads((out / "fit.json").read_text())
     assert list(report["stages"]) == list(STAGES)
     assert report["recommender"]["n_test"] > 0 and "HR@10" in report["recommender"]["popularity"]
-    assert report["adapter"]["resumed_from_step"] >= 1 and report["adapter"]["steps"] == 2
+    assert report["adapter"]["resumed_from_step"] >= 1 and report["adapter"]["steps"] == 12
     assert "seller" in report["evaluation"]["methods"]
     assert (out / "evaluation" / "results.json").is_file() and (out / "references.csv").is_file()
 
