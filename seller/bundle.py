@@ -67,7 +67,7 @@ class ModelBundle:
         directory = Path(directory)
         config = read_config(directory)
         if dataset is None:
-            from seller.adapter.data import load_dataset
+            from seller.examples import load_dataset
             dataset = load_dataset(config.data)
         rec = Recommender.from_pretrained(directory / RECOMMENDER_DIR, dataset)
         adapter = load_adapter(directory / ADAPTER_DIR, n_embd=n_embd, llm_name=llm_name)

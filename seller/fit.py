@@ -328,7 +328,7 @@ class Fit:
 
     def _split(self, dataset, cfg: Config) -> dict[str, list[str]]:
         """The held-out clients exactly as seller.train will hold them out (same rows, same seed)."""
-        from seller.adapter.data import build_examples, load_explanations, split_clients
+        from seller.examples import build_examples, load_explanations, split_clients
         from seller.data.sequences import build_sequences
         frame = load_explanations(cfg.data, dataset)
         examples = build_examples(frame, dataset, build_sequences(dataset), cfg.data.max_samples)

@@ -128,7 +128,7 @@ class Trainer:
 
     # -- building -----------------------------------------------------------------------------
     def _load_examples(self) -> None:
-        from seller.adapter.data import (build_examples, load_dataset, load_explanations, split_clients,
+        from seller.examples import (build_examples, load_dataset, load_explanations, split_clients,
                                          split_examples)
         from seller.data.sequences import build_sequences
         cfg = self.cfg
@@ -143,7 +143,7 @@ class Trainer:
 
     def _build_models(self) -> None:
         from seller.adapter.base import AdapterShape
-        from seller.adapter.facts import prompt_aspects
+        from seller.prompt import prompt_aspects
         from seller.adapter.io import build_adapter
         from seller.adapter.pipeline import ExplanationPipeline
         from seller.llm.backbone import TorchBackbone
@@ -212,7 +212,7 @@ class Trainer:
         """(loss, its terms as floats) of one micro-batch of examples (`bf16`: under bf16 autocast)."""
         import numpy as np
         import torch
-        from seller.adapter.lm_loss import explanation_loss
+        from seller.llm.lm_loss import explanation_loss
         tc, device = self.tc, self.d.device
         st = self.pipe.step([e.request(teacher_forced=True) for e in batch], model=self.model, encoder_grad=self.joint,
                             max_target_tokens=self.cfg.llm.max_target_tokens)
@@ -382,7 +382,7 @@ class Trainer:
     def validate(self, examples) -> float:
         """Mean per-example CE on held-out clients, gold citations as in training (teacher forcing)."""
         import torch
-        from seller.adapter.lm_loss import explanation_loss
+        from seller.llm.lm_loss import explanation_loss
         if not examples:
             return float("nan")
         self.adapter.eval()

@@ -76,7 +76,7 @@ def test_real_musical_instruments_extraction():
 
 
 def test_prompt_aspects_describe_items_from_training_clients_only():
-    from seller.adapter.facts import item_text, prompt_aspects
+    from seller.prompt import item_text, prompt_aspects
 
     refs = pd.DataFrame({"client_id": ["A", "B", "B", "T", "T"], "item_id": ["X", "X", "Y", "X", "Z"],
                          "aspects": ["strings;tuner;case", "tuner", "pedal", "cable;cable", "amp"]})

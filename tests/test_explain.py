@@ -44,7 +44,7 @@ def history_words(ex, client_id: str) -> set[str]:
 def prompt_numbers(ex, explanation, item_ids) -> set[str]:
     """The digit runs of an explanation's prompt: its cited events' dates and its item's text
     (item_ids: an iterator over the explained items, in order)."""
-    from seller.adapter.facts import date_text, item_text
+    from seller.prompt import date_text, item_text
     events = ex.dataset.events.set_index("event_id")
     texts = [date_text(events.at[e, "timestamp"]) for e in explanation.cited_event_ids]
     texts.append(item_text(ex.dataset.items.set_index("item_id", drop=False).loc[next(item_ids)]))

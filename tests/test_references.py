@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 
-from seller.adapter.data import REQUIRED, TrainingDataError, load_explanations
+from seller.examples import REQUIRED, TrainingDataError, load_explanations
 from seller.cli import main
 from seller.config import DataConfig
 from seller.data.dataset import Dataset, load_dataset, load_sample

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seller.adapter.data import (TrainingDataError, build_examples, load_explanations, split_clients,
+from seller.examples import (TrainingDataError, build_examples, load_explanations, split_clients,
                                  split_examples)
 from seller.config import DataConfig, load_config
 from seller.data.sequences import build_sequences
@@ -67,7 +67,7 @@ def test_prefix_cached_loss_equals_full_forward(sample, backbone):
     """The training loss skips autograd on the prompt prefix; it must equal the backbone's own loss."""
     from seller.adapter.base import AdapterShape
     from seller.adapter.io import build_adapter
-    from seller.adapter.lm_loss import explanation_loss
+    from seller.llm.lm_loss import explanation_loss
     from seller.adapter.pipeline import ExplanationPipeline
     from seller.config import AdapterConfig
     from seller.recommend import Recommender

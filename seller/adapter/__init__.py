@@ -6,8 +6,8 @@
     base.py      AdapterShape, AdapterInputs, AdapterOutput (soft_prompts (B,P,n_embd), gate_weights (B,E),
                  attention (B,T), aux_loss), rms_match
     io.py        build_adapter(cfg, shape), save_pretrained(adapter, dir), from_pretrained(dir, n_embd=...)
-    facts.py     the prompt's text: style instructions, history facts, candidate description
     pipeline.py  ExplanationPipeline: encoders -> AdapterInputs, attention -> cited events, layout
-    data.py      explanation examples (history strictly before the target), client splits
-    lm_loss.py   the frozen LLM's CE on the reference, prefix computed without autograd
+
+Not adapters, so not here: the prompt's text (seller/prompt.py), training examples and client
+splits (seller/examples.py), the frozen LLM's loss on a reference (seller/llm/lm_loss.py).
 """

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from seller.adapter.base import AdapterInputs, AdapterOutput
-from seller.adapter.facts import (evidence_fact, history_facts, instruction, item_text, layout_config,
+from seller.prompt import (evidence_fact, history_facts, instruction, item_text, layout_config,
                                   related_fact)
 from seller.config import DataConfig
 from seller.data.schema import EXPLANATION_STYLES

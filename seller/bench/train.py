@@ -30,7 +30,7 @@ def _loss_paths(trainer, batch_n: int = 8, repeats: int = 2) -> dict:
     """Seconds per micro-batch (forward + backward) of both loss implementations, on the
     trainer's own pipeline, backbone and device (where the training loop ran)."""
     import torch
-    from seller.adapter.lm_loss import explanation_loss
+    from seller.llm.lm_loss import explanation_loss
 
     bb, device, exs = trainer.bb, trainer.d.device, trainer.examples[:batch_n]
     with torch.no_grad():  # the training loop's own step, teacher-forced

@@ -14,7 +14,7 @@ from typing import Literal
 EVENT_TYPES = ("view", "wishlist", "try_on", "add_to_cart", "purchase", "return")
 CHANNELS = ("online", "boutique")
 # The explanation styles and what each one asks for: the instruction every prompt gives the LLM
-# (seller.adapter.facts, in training and serving alike; short, as every token is a forward pass
+# (seller.prompt, in training and serving alike; short, as every token is a forward pass
 # per training step). The order is the adapter's style-embedding index, so a trained model
 # depends on it: append, never reorder; a changed instruction means retraining.
 STYLE_INSTRUCTIONS = {

@@ -155,7 +155,7 @@ class TextOnlyMethod:
         self._by_client = {c: df for c, df in self.events.groupby("client_id", sort=False)}
 
     def explain(self, case: Case, item_ids) -> list[Generated]:
-        from seller.adapter.facts import history_facts, instruction, item_text
+        from seller.prompt import history_facts, instruction, item_text
         from seller.llm.layout import build_layout
 
         df = self._by_client.get(case.client_id, self.events.iloc[0:0])

@@ -2,7 +2,7 @@
 own store: `seller evaluate --data STORE --model DIR --out reports/NAME/` (`evaluate_model`).
 
 Every method explains the same held-out cases. The test clients are the training config's own
-test split (`seller.adapter.data.split_clients` on `configs/<dataset>.toml`), so nothing here is
+test split (`seller.examples.split_clients` on `configs/<dataset>.toml`), so nothing here is
 tuned on, or trained on, a test client. A case is one reference row of a test client: (client,
 target time, true item, style, reference text). Its K candidates are the true item plus the
 recommender's K-1 best other items for the history before the target (popularity among
@@ -156,7 +156,7 @@ def run_methods(wanted: list[str], dataset, cfg, refs: pd.DataFrame, split: dict
     cards per method). `trained`: model folder per trained method (SELLER and its ablations);
     `candidates`: texts decoded per card for them (None: the config's llm.candidates);
     `cfg`: the training Config whose decoding every LLM method shares."""
-    from seller.adapter.facts import layout_config, prompt_aspects
+    from seller.prompt import layout_config, prompt_aspects
     from seller.data.review_explanations import item_aspects
 
     train_aspects = item_aspects(refs, split["train"]) if review_data else None
@@ -279,7 +279,7 @@ def evaluate_model(dataset, model_dir, out, *, methods=("template", "fallback", 
     itself; the other methods run beside it on the same cases."""
     import torch
 
-    from seller.adapter.data import load_explanations, split_clients
+    from seller.examples import load_explanations, split_clients
     from seller.bundle import RECOMMENDER_DIR, SPLIT_FILE, read_config
     from seller.evaluate.report import write_report
     from seller.recommend import Recommender
@@ -398,7 +398,7 @@ def run(args) -> int:
         return 2
     import torch
 
-    from seller.adapter.data import load_dataset, load_explanations, split_clients
+    from seller.examples import load_dataset, load_explanations, split_clients
     from seller.config import load_config
 
     torch.set_num_threads(args.threads)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seller.adapter.facts import date_text
+from seller.prompt import date_text
 from seller.data.dataset import load_sample
 
 HERE = Path(__file__).parent
