@@ -141,7 +141,10 @@ def test_fit_interrupted_mid_training_resumes_and_writes_a_served_model(tmp_path
     command = _fit_command(store, out, config)
 
     # Ctrl-C once training has checkpointed its first step
-    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the child takes Ctrl-C as a terminal would deliver it, even where this run was started in
+    # the background (a shell's background job ignores SIGINT, and its children inherit that)
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     while not (work / "model" / "checkpoint.pt").is_file() and first.poll() is None and time.time() < deadline:
         time.sleep(0.2)
