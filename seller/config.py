@@ -106,6 +106,7 @@ class LoraConfig:
     alpha: int = 16  # scale alpha / r = 2, the common choice
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # attention only: smallest file
+    lr: float = 0.0  # 0 = train.lr; the adapter's soft prompts take larger steps than LoRA updates of the LLM
 
 
 @dataclass
@@ -114,6 +115,7 @@ class LLMConfig:
     max_target_tokens: int = 64  # references are clipped here, and serving stops here
     n_threads: int = 2  # llama.cpp threads for sample generations
     numbers_from_prompt: bool = False  # decode only numbers the prompt holds (seller.llm.sampling.NumberGuard)
+    names_from_prompt: bool = False  # and only capitalised words mid-sentence it holds (NameGuard)
     # an explanation is one line (no reference holds a newline): past a newline the model has
     # left the format ("...collection)\n\nDessert: ..."), so decoding ends there
     stop: list[str] = field(default_factory=lambda: ["\n"])
@@ -136,7 +138,8 @@ class LLMConfig:
     def sampling(self):
         """How serving, evaluation and training's sample generations pick tokens."""
         from seller.llm.sampling import SamplingParams
-        return SamplingParams(numbers_from_prompt=self.numbers_from_prompt)
+        return SamplingParams(numbers_from_prompt=self.numbers_from_prompt,
+                              names_from_prompt=self.names_from_prompt)
 
     def alternative_sampling(self):
         """How a card's texts after the first are sampled (sequence i gets seed 1 + i)."""

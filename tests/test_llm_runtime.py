@@ -227,6 +227,53 @@ def test_number_guard_allows_only_the_prompts_numbers_and_finishes_them(llm):
     assert np.isfinite(logits).sum() == 1 and np.isfinite(logits[digit["2"]])
 
 
+def _mid_sentence_capitals(text: str) -> list[str]:
+    import re
+    return [m.group() for m in re.finditer(r"[A-Z][\w\u00c0-\u024f]*", text)
+            if text[:m.start()].rstrip() and text[:m.start()].rstrip()[-1] not in ".!?"]
+
+
+def test_name_guard_follows_the_prompts_spelling(llm):
+    from seller.llm.sampling import NameGuard
+
+    tok = llm.tokenizer
+    guard = NameGuard(tok)
+    prompt = tok.encode("Related to the item: 7 April 2026, viewed Calisse Pearl Earrings (Hallorand)") + [None] \
+        + tok.encode("Item: Galatée Twilly")
+    prepared = guard.prepare(prompt)
+    assert {b"Calisse", b"Hallorand", b"Galat\xc3\xa9e", b"April", b"Item"} <= prepared[0]
+
+    def blocked(text):  # the prefixes of `text` whose last token the guard forbids
+        ids, out = tok.encode(text), []
+        for j in range(len(ids)):
+            logits = np.zeros(tok.n_vocab, dtype=np.float32)
+            guard.restrict(logits, prepared, ids[:j])
+            if not np.isfinite(logits[ids[j]]):
+                out.append(tok.decode(ids[: j + 1]))
+        return out
+
+    assert blocked("This twilly picks up the Calisse Pearl Earrings the client viewed on 7 April 2026.") == []
+    assert blocked("Like the Galatée Twilly, by Hallorand. Lovely: it is.") == []  # accents, a new sentence
+    assert blocked("This twilly matches the Calise Pearl Earrings.")[0].endswith("Calise")  # misspelt
+    assert blocked("This twilly is by the Aulë Le Tigre")  # invented: no prompt word begins so
+    assert blocked("Magnifique twilly")  == []  # a sentence's first word is its opening, not a name
+
+
+def test_names_from_prompt_keeps_invented_names_out_of_the_text(llm):
+    layouts = [build_layout(llm.tokenizer, instruction="Describe the item for a client in one sentence.",
+                            history=[], item=item, n_soft=0)
+               for item in ["Lune Tote in Black Calfskin, Aubrelle handbags", "Sablon Silk Shawl, Castelmoire"]]
+    prompt_words = [{"Lune", "Tote", "Black", "Calfskin", "Aubrelle"}, {"Sablon", "Silk", "Shawl", "Castelmoire"}]
+    free = llm.generate_many(layouts, None, max_tokens=48)
+    assert any(set(_mid_sentence_capitals(t)) - allowed for t, allowed in zip(free, prompt_words)), free
+    guarded = SamplingParams(names_from_prompt=True)
+    texts = llm.generate_many(layouts, None, max_tokens=48, sampling=guarded)
+    for text, allowed in zip(texts, prompt_words):
+        assert set(_mid_sentence_capitals(text)) <= allowed | {"Describe", "You", "Explain", "Item", "Client"}, text
+    assert any(_mid_sentence_capitals(t) for t in texts), texts  # the prompt's names are still written
+    assert [llm.generate(lay, None, max_tokens=48, sampling=guarded) for lay in layouts] == texts
+
+
 def test_numbers_from_prompt_keeps_invented_numbers_out_of_the_text(llm):
     # the model adds a clock time ("19:30:47") and a decade of its own to these prompts
     layouts = [build_layout(llm.tokenizer, instruction=instruction, history=[], item=item, n_soft=0)

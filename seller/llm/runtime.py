@@ -26,7 +26,8 @@ position, so the output is the one plain decoding gives; a sequence advances by 
 
 With `SamplingParams.numbers_from_prompt` each sample first passes through a `NumberGuard`
 (seller.llm.sampling): digits that would write a number the sequence's prompt does not hold get
--inf logits, in llama.cpp's own logits buffer, before the sampler chain reads them.
+-inf logits, in llama.cpp's own logits buffer, before the sampler chain reads them;
+`names_from_prompt` does the same with a `NameGuard` for capitalised words mid-sentence.
 
 Parallel output equals one-at-a-time output, and output with guesses equals output without,
 under greedy decoding on the f16 serving weights (tested) -- up to float rounding: a position's
@@ -53,7 +54,7 @@ import numpy as np
 from seller.llm import resolve_gguf
 from seller.llm.layout import Layout
 from seller.llm.native import Batch, Closeable, Context, LoraAdapter, Model, Sampler, lib
-from seller.llm.sampling import NumberGuard, SamplingParams, StopMatcher
+from seller.llm.sampling import NameGuard, NumberGuard, SamplingParams, StopMatcher
 from seller.llm.tokenizer import Detokenizer, Tokenizer
 from seller.llm.weights import serving_gguf
 
@@ -195,7 +196,7 @@ class SoftPromptLLM(Closeable):
         self._lock = threading.Lock()  # held by whoever uses the context: the worker's steps
         self.last_run: RunStats | None = None
         self._kv_keys: list = []  # per position: what the cache sequence's KV cells hold now
-        self._number_guard: NumberGuard | None = None  # built on first use (reads the vocabulary)
+        self._guards: dict[type, NumberGuard | NameGuard] = {}  # built on first use (they read the vocabulary)
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
@@ -334,6 +335,14 @@ class SoftPromptLLM(Closeable):
         if not np.isfinite(arr).all():
             raise ValueError(f"{where}: soft prompts contain NaN or inf values")
         return arr
+
+    def guards(self, sampling: SamplingParams) -> list:
+        """The decoding constraints `sampling` asks for, each built once per model."""
+        wanted = [NumberGuard] * sampling.numbers_from_prompt + [NameGuard] * sampling.names_from_prompt
+        for kind in wanted:
+            if kind not in self._guards:
+                self._guards[kind] = kind(self.tokenizer)
+        return [self._guards[kind] for kind in wanted]
 
     def _prepare(self, layouts, softs, max_tokens: int, keep_target: bool = False
                  ) -> list[_Seq]:
@@ -652,10 +661,8 @@ class _Group:
                              f"{shared}) but n_ctx={llm.n_ctx}: raise n_ctx or generate fewer "
                              "at once")
         self.seen = {s: q.lookup_tokens() for s, q in enumerate(seqs)}  # prompt, then output
-        self.guard, self.numbers = None, {}
-        if sampling.numbers_from_prompt:
-            self.guard = llm._number_guard = llm._number_guard or NumberGuard(llm.tokenizer)
-            self.numbers = {s: self.guard.numbers(self.seen[s]) for s in self.seen}
+        self.guards = llm.guards(sampling)
+        self.prepared = {s: [g.prepare(self.seen[s]) for g in self.guards] for s in self.seen}
         n_vocab = llm._model.n_vocab
         self.samplers = [Sampler(replace(sampling, seed=sampling.seed + s), n_vocab)
                          for s in range(len(seqs))]
@@ -688,9 +695,8 @@ class _Group:
         """Sample sequence s's next token from batch row `row`; seen[s] ends with the token at
         that row."""
         ctx = self.llm._ctx
-        if self.guard is not None:
-            self.guard.restrict(ctx.logits_view(row), self.numbers[s],
-                                self.seen[s][self.seqs[s].n_positions:])
+        for guard, prepared in zip(self.guards, self.prepared[s]):
+            guard.restrict(ctx.logits_view(row), prepared, self.seen[s][self.seqs[s].n_positions:])
         self.nxt[s] = self.samplers[s].sample(ctx, row)
 
     def emit(self, s: int) -> None:

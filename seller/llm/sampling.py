@@ -21,6 +21,7 @@ class SamplingParams:
     seed: int = 0              # fixed seed: sampled explanations are repeatable
     ignore_eos: bool = False   # decode exactly max_tokens (benchmarks), as vLLM's option
     numbers_from_prompt: bool = False  # every number written must occur in the prompt (NumberGuard)
+    names_from_prompt: bool = False  # every capitalised word mid-sentence must too (NameGuard)
 
     def __post_init__(self):
         checks = {
@@ -92,6 +93,10 @@ class NumberGuard:
         self.digit_pieces = {t: p for t, p in pieces.items() if self._DIGITS.search(p)}
         self._digit_ids = np.fromiter(self.digit_pieces, dtype=np.int64)
 
+    def prepare(self, token_ids) -> frozenset[str]:
+        """What `restrict` needs of a prompt: its numbers."""
+        return self.numbers(token_ids)
+
     def numbers(self, token_ids) -> frozenset[str]:
         """The digit runs in a prompt (None entries, soft-prompt positions, separate runs)."""
         text, out = [], set()
@@ -139,3 +144,91 @@ class NumberGuard:
             keep = logits[ok].copy()
             logits[:] = -np.inf
             logits[ok] = keep
+
+
+_CAPITAL = frozenset(range(ord("A"), ord("Z") + 1))
+# bytes of a word: ASCII letters, UTF-8 lead bytes of Latin letters (À-ɏ) and continuation bytes
+_LETTER = _CAPITAL | frozenset(range(ord("a"), ord("z") + 1)) | frozenset(range(0x80, 0xC0)) | \
+    frozenset(range(0xC3, 0xCA))
+_SENTENCE_END = b".!?"
+_PROMPT_WORD = re.compile(rb"[A-Z][A-Za-z\x80-\xbf\xc3-\xc9]*")
+
+
+class NameGuard:
+    """Decoding constraint: inside a sentence, a capitalised word is one its prompt holds.
+
+    A maison, a piece's name, a collection, a colour or a month the explanation writes mid-sentence
+    is a fact; the prompt spells each one it may cite ("Related to the item: ... Calisse Pearl
+    Earrings (Hallorand, ...)"). Unconstrained, the 135M LLM misspells them ("Calise") or invents
+    them ("the Aulë Le Tigre"). Before each sample, `restrict` lowers to -inf the logits of tokens
+    that would start a capitalised word no prompt word begins with, and, while such a word is
+    being written, of every token that would leave the prompt's spelling. A sentence's first word
+    is free ("This", "Like"): it is the opening, not a name. Works on the tokens' bytes, so a name
+    split inside a multi-byte letter ("Galat" + "ée") is followed byte by byte.
+    """
+
+    def __init__(self, tokenizer):
+        self.pieces = [tokenizer.piece(t) for t in range(tokenizer.n_vocab)]
+        starts, continues = {}, {}
+        for t, p in enumerate(self.pieces):
+            word = p.lstrip(b" ")
+            if word and word[0] in _CAPITAL and all(b in _LETTER for b in word):
+                starts[t] = word
+            if p and p[0] in _LETTER:
+                continues.setdefault(p, []).append(t)
+        self._start_ids = np.fromiter(starts, dtype=np.int64)
+        self._start_words = list(starts.values())
+        self._continues = continues  # piece with no leading space -> its ids
+        self._continue_mask = np.zeros(tokenizer.n_vocab, dtype=bool)
+        for ids in continues.values():
+            self._continue_mask[ids] = True
+
+    def prepare(self, token_ids) -> tuple[frozenset[bytes], np.ndarray]:
+        """(the prompt's capitalised words, the ids of tokens that begin none of them); soft
+        positions (any non-int entry) separate words."""
+        text = b" ".join(b"".join(self.pieces[t] for t in run) for run in _int_runs(token_ids))
+        words = frozenset(_PROMPT_WORD.findall(text))
+        prefixes = {w[:k] for w in words for k in range(1, len(w) + 1)}
+        blocked = [t for t, w in zip(self._start_ids.tolist(), self._start_words) if w not in prefixes]
+        return words, np.asarray(blocked, dtype=np.int64)
+
+    def restrict(self, logits: np.ndarray, prepared: tuple[frozenset[bytes], np.ndarray], output_ids) -> None:
+        """Apply the constraint in place to one row of logits [n_vocab]."""
+        words, blocked_starts = prepared
+        text = b"".join(self.pieces[t] for t in output_ids)
+        i = len(text)
+        while i and text[i - 1] in _LETTER:
+            i -= 1
+        word, before = text[i:], text[:i].rstrip()
+        if _mid_sentence(text):  # a word begun next is not a sentence's opening
+            logits[blocked_starts] = -np.inf
+        if not (word and word[0] in _CAPITAL and _mid_sentence(before)):
+            return
+        ok = [t for w in words if w.startswith(word) for k in range(len(word) + 1, len(w) + 1)
+              for t in self._continues.get(w[len(word):k], ())]
+        if word in words:  # whole: it may end here or go on to a longer prompt word
+            mask = self._continue_mask.copy()
+            mask[ok] = False
+            logits[mask] = -np.inf
+        elif ok:  # a prompt word's beginning: only its next letters
+            keep = logits[ok].copy()
+            logits[:] = -np.inf
+            logits[ok] = keep
+
+
+def _mid_sentence(text: bytes) -> bool:
+    text = text.rstrip()
+    return bool(text) and text[-1] not in _SENTENCE_END
+
+
+def _int_runs(token_ids):
+    run = []
+    for t in token_ids:
+        if isinstance(t, (int, np.integer)):
+            run.append(int(t))
+        else:
+            if run:
+                yield run
+            run = []
+    if run:
+        yield run
