@@ -178,10 +178,8 @@ class Trainer:
             self.model = DistributedDataParallel(self.adapter, find_unused_parameters=True,
                                                  device_ids=[d.device] if d.device != "cpu" else None)
             self.extra = self.lora_params + encoders  # synced by hand: average_extra_gradients
-        decay = [p for p in self.params if p.ndim >= 2]
-        no_decay = [p for p in self.params if p.ndim < 2]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+        self.opt = torch.optim.AdamW(_param_groups(self.params, self.lora_params, tc.weight_decay,
+                                                   self.cfg.llm.lora.lr or tc.lr), lr=tc.lr)
         self.steps_per_epoch = max(1, math.ceil(len(self.parts["train"]) / (tc.batch_size * d.world * tc.grad_accum)))
         self.micro_per_epoch = self.steps_per_epoch * tc.grad_accum
         planned = self.steps_per_epoch * tc.epochs
@@ -493,6 +491,18 @@ def _maybe_lora(cfg: Config, bb) -> list:
     bb.model = get_peft_model(bb.model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                                                    target_modules=list(lc.target_modules)))
     return [p for p in bb.model.parameters() if p.requires_grad]
+
+
+def _param_groups(params: list, lora_params: list, weight_decay: float, lora_lr: float) -> list[dict]:
+    """AdamW groups: matrices decay, vectors do not; LoRA weights take their own learning rate."""
+    lora_ids = {id(p) for p in lora_params}
+    groups = []
+    for is_lora in (False, True):
+        own = [p for p in params if (id(p) in lora_ids) == is_lora]
+        extra = {"lr": lora_lr} if is_lora else {}
+        groups += [{"params": [p for p in own if p.ndim >= 2], "weight_decay": weight_decay, **extra},
+                   {"params": [p for p in own if p.ndim < 2], "weight_decay": 0.0, **extra}]
+    return [g for g in groups if g["params"]]
 
 
 def _choose_precision(mode: str, timed, log, d: Dist) -> bool:

@@ -188,6 +188,17 @@ def test_lora_run_is_served_with_its_lora(tmp_path):
         Explainer.from_pretrained(tmp_path / "lora-run")
 
 
+def test_lora_weights_take_their_own_learning_rate():
+    from seller.train import _param_groups
+    adapter = [torch.zeros(3, 3), torch.zeros(3)]
+    lora = [torch.zeros(4, 2), torch.zeros(2, 4)]
+    groups = _param_groups(adapter + lora, lora, weight_decay=0.01, lora_lr=1e-3)
+    by_lr = {(g.get("lr"), g["weight_decay"]): [tuple(p.shape) for p in g["params"]] for g in groups}
+    assert by_lr == {(None, 0.01): [(3, 3)], (None, 0.0): [(3,)], (1e-3, 0.01): [(4, 2), (2, 4)]}
+    opt = torch.optim.AdamW(groups, lr=3e-3)
+    assert [g["lr"] for g in opt.param_groups] == [3e-3, 3e-3, 1e-3]
+
+
 def test_layout_describes_the_candidate_with_its_aspects_and_the_configs_system_turn(sample, backbone):
     """Review data: training and serving prompts both name the candidate's aspects and the
     config's system turn (one place: ExplanationPipeline.layout); other items, and pipelines
