@@ -70,6 +70,14 @@ class Explanation:
     unchecked_claims: list[str] = field(default_factory=list)  # what the verifier could not check in the text shown
     candidate: int | None = 0  # which of the card's texts is shown: 0 the first, n the n-th alternative; None grounded
 
+    @property
+    def label(self) -> str:
+        """What a reader of the card is told about its sentence ("" for the model's own)."""
+        return GROUNDED_LABEL if self.grounded else ""
+
+
+GROUNDED_LABEL = "Built from the client's history: the model's sentence did not pass the fact check"
+
 
 @dataclass
 class ExplanationStream:
@@ -405,6 +413,8 @@ def run(args) -> int:
             head = f"{n}. {item_id}  {item.name}" + (f"  (score {score:.2f})" if score is not None else "")
             print(head)
             print(f"   {e.text}")
+            if e.label:
+                print(f"   {e.label} ({e.failed_claims[0] if e.failed_claims else 'no text'})")
             if e.unchecked_claims:
                 print(f"   could not check: {'; '.join(e.unchecked_claims)}")
             gates = ", ".join(f"{k} {v:.2f}" for k, v in sorted(e.gate_weights.items(), key=lambda kv: -kv[1]) if v > 0)

@@ -389,3 +389,12 @@ def test_several_texts_per_card_show_the_first_that_passes(explainer, monkeypatc
     assert any(len(set(others)) > 1 for _, _, others in read)  # sampled, not copies
     llm = explainer.llm
     assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live and not llm._waiting
+
+
+def test_a_grounded_sentence_is_labelled_as_such():
+    """The app card and the CLI say when the sentence is not the model's (one label for both)."""
+    from seller.explain import GROUNDED_LABEL, Explanation
+    model = Explanation("This tote ...", "feature", {}, ["e1"], 0.1, "v1")
+    grounded = Explanation("Like the ...", "feature", {}, ["e1"], 0.1, "v1", grounded=True,
+                           failed_claims=["name: 'Calise' (not a name of the item or the history)"])
+    assert model.label == "" and grounded.label == GROUNDED_LABEL

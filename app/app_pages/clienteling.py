@@ -214,8 +214,7 @@ for rec in recs:
         texts[rec.item_id].caption("Explanation unavailable: the explanation model is not installed.")
     if exp is not None:
         basis = views.rests_on(history, exp.cited_event_ids)
-        label = ("Built from the client's history: the model's sentence did not pass the fact check"
-                 if exp.grounded else "")
+        label = exp.label
         # a claim the catalogue cannot confirm (e.g. a colour on a piece known only by name) is said so
         unchecked = "Could not check: " + "; ".join(exp.unchecked_claims) if exp.unchecked_claims else ""
         if basis or label or unchecked:
