@@ -46,6 +46,23 @@ def test_review_sheet_is_blind_and_blank(report):
     assert "method" not in rows[0] and all(r["verdict"] == "" for r in rows)
     assert all(r["candidate"] and r["text"] for r in rows)
     assert "<table>" in (report / "review_sheet.html").read_text()
+    # what a reader needs to check each word: the day, launch dates, the client's events
+    assert all(r["reading_day"] and r["client_events"] and "launched " in r["candidate"] for r in rows)
+    shows = {r["card_id"]: r["shows"] for r in csv.DictReader((report / "review_key.csv").open())}
+    assert set(shows.values()) <= {"model", "alternative", "grounded"}
+    # the sheet shows what the app shows: the template's failing cards appear as grounded sentences
+    res = json.loads((report / "results.json").read_text())
+    shown = {c["shown_text"] for m in res["methods"].values() for c in m["claims"]["cards"]}
+    assert {r["text"] for r in rows} <= shown
+
+
+def test_review_sheet_draws_from_the_methods_asked(tmp_path):
+    out = tmp_path / "r"
+    assert _run("--dataset", "sample", "--methods", "template,fallback", "--max-cases", "2", "--k", "2",
+                "--out", str(out), "--review-sheet", "3", "--review-methods", "fallback") == 0
+    key = list(csv.DictReader((out / "review_key.csv").open()))
+    assert len(key) == 3 and {r["method"] for r in key} == {"fallback"}
+    assert "--review-methods fallback" in json.loads((out / "results.json").read_text())["command"]
 
 
 def _write(path, rows, columns):
@@ -67,6 +84,8 @@ def test_ratings_come_back_into_the_report(report, tmp_path):
     assert res["ratings"]["n_rated"] == 6
     assert sum(m["n"] for m in res["ratings"]["methods"].values()) == 6
     assert "## Human ratings" in (report / "results.md").read_text()
+    shows = [v for m in res["ratings"]["methods"].values() for s in m["shows"].values() for v in s.values()]
+    assert sum(shows) == 6 and "cards showing the" in (report / "results.md").read_text()
 
 
 @pytest.mark.parametrize("change, message", [

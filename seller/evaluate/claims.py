@@ -11,10 +11,15 @@ Per method (results["methods"][name]["claims"]):
 Every explanation is verified on its case's target date ("today" for seasons) against the
 client's events before it.
 
-`--review-sheet N` writes review_sheet.csv / .html (N random cards across the methods run,
-shuffled, no method named: candidate facts, the cited event, the text, blank RUBRIC columns)
-and review_key.csv (card -> method). `--ratings FILE` reads a filled sheet back, joins it with
-the key in the same report folder and adds per-method rubric rates to the report.
+`--review-sheet N` writes review_sheet.csv / .html (N random cards across the methods run, or
+those of `--review-methods`, shuffled, no method named) and review_key.csv (card -> method, and
+whether the card shows the model's text or the grounded sentence). Each card is what the app
+shows (seller.guard) with what a reader needs to check every word of it: the reading day, the
+style asked for, the candidate's catalogue facts with its launch day, the facts of each past
+piece the text names, the cited event and the client's events (the last READER_EVENTS before the
+day and any older one on a day the text names). `--ratings FILE` reads a filled sheet back, joins
+it with the key in the same report folder and adds per-method rubric rates to the report, and per
+method what the card showed (model / alternative / grounded).
 """
 from __future__ import annotations
 
@@ -31,7 +36,9 @@ from seller.verify import CLAIM_TYPES, MONTHS
 N_SHOWN = 20  # cards per method printed verbatim in results.md
 RUBRIC = ("right_kind", "facts_true", "coherent", "style_delivered")
 VERDICTS = ("usable", "one_fix", "unusable")
-SHEET_COLUMNS = ("card_id", "style", "candidate", "cited_event", "text", *RUBRIC, "verdict", "note")
+SHEET_COLUMNS = ("card_id", "reading_day", "style", "candidate", "pieces_named", "cited_event",
+                 "client_events", "text", *RUBRIC, "verdict", "note")
+READER_EVENTS = 12  # the client's latest events on a sheet row (older ones only on days the text names)
 YES, NO = frozenset({"y", "yes", "1", "true"}), frozenset({"n", "no", "0", "false"})
 
 
@@ -57,6 +64,7 @@ def verify_cards(cases, gens, dataset, guard) -> list[dict]:
             result = shown.raw
             cards.append({
                 "case": case.case_id, "client_id": case.client_id, "item_id": item_id,
+                "reading_day": case.target_time,
                 "style": case.style, "text": g.text, "passed": result.passed,
                 "grounded": shown.grounded, "shown_text": shown.text, "shown_passed": shown.checked.passed,
                 "chosen": shown.chosen, "n_texts": 1 + len(g.alternatives),
@@ -74,6 +82,8 @@ def _facts(items: pd.DataFrame, item_id: str) -> str:
     row = items.loc[item_id]
     facts = [str(row[c]) for c in ("subcategory", "maison", "color", "material", "hardware",
                                    "collection") if c in row.index and pd.notna(row[c])]
+    launched = pd.to_datetime(row.get("launched_at"), utc=True, errors="coerce")
+    facts += [f"launched {_day(launched)}"] if pd.notna(launched) else []
     return f"{row.get('name', item_id)} ({', '.join(facts)})" if facts else str(row.get("name", item_id))
 
 
@@ -188,35 +198,68 @@ def ratings_markdown(ratings: dict | None) -> list[str]:
              "| method | n | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for name, r in ratings["methods"].items():
         parts.append(f"| {name} | {r['n']} | " + " | ".join(_pct(r[c], r[c + '_ci']) for c in cols) + " |")
+    parts.append("")
+    for name, r in ratings["methods"].items():
+        for shows, verdicts in r.get("shows", {}).items():
+            parts.append(f"- {name}, cards showing the {shows} text: "
+                         + ", ".join(f"{v.replace('_', ' ')} {k}" for v, k in verdicts.items()))
     return parts + [""]
 
 
 # ------------------------------------------------------------------ the review loop
-def write_review_sheet(cards_by_method: dict[str, list[dict]], n: int, out_dir, seed: int) -> list[Path]:
-    """N random cards, spread evenly over the methods, shuffled, blind (see module docstring)."""
+def write_review_sheet(cards_by_method: dict[str, list[dict]], n: int, out_dir, seed: int, dataset,
+                       methods: list[str] | None = None) -> list[Path]:
+    """N random cards as the app shows them, spread evenly over `methods` (default: every
+    method's), shuffled, blind (see module docstring)."""
     if n < 1:
         raise ValueError(f"--review-sheet {n}: expected at least 1 card")
+    names = [m for m in (methods or cards_by_method) if cards_by_method.get(m)]
+    if not names:
+        raise ValueError(f"--review-methods {','.join(methods or [])}: none of these methods ran "
+                         f"(ran: {', '.join(cards_by_method)})")
     rng = np.random.default_rng(seed)
     picks = []
-    names = [m for m, c in cards_by_method.items() if c]
     order = {m: list(rng.permutation(len(cards_by_method[m]))) for m in names}
     while len(picks) < n and any(order.values()):
         for m in names:
             if order[m] and len(picks) < n:
                 picks.append((m, cards_by_method[m][order[m].pop()]))
     picks = [picks[i] for i in rng.permutation(len(picks))]
-    rows = [{"card_id": f"card{j + 1:03d}", "style": c["style"], "candidate": c["candidate"],
-             "cited_event": c["cited_event"], "text": c["text"],
+    items = dataset.items.set_index("item_id")
+    rows = [{"card_id": f"card{j + 1:03d}", **_reader_facts(dataset, items, c),
              **{k: "" for k in (*RUBRIC, "verdict", "note")}} for j, (_, c) in enumerate(picks)]
-    key = [{"card_id": r["card_id"], "method": m, "case": c["case"], "item_id": c["item_id"]}
+    key = [{"card_id": r["card_id"], "method": m, "shows": _shows(c), "case": c["case"], "item_id": c["item_id"]}
            for r, (m, c) in zip(rows, picks)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "review_sheet.csv", out / "review_sheet.html", out / "review_key.csv"]
     _write_csv(paths[0], SHEET_COLUMNS, rows)
     paths[1].write_text(_sheet_html(rows), encoding="utf-8")
-    _write_csv(paths[2], ("card_id", "method", "case", "item_id"), key)
+    _write_csv(paths[2], ("card_id", "method", "shows", "case", "item_id"), key)
     return paths
+
+
+def _shows(card: dict) -> str:
+    """What the app shows on this card: the model's first text, an alternative, or the grounded sentence."""
+    return "grounded" if card["grounded"] else ("alternative" if card.get("chosen") else "model")
+
+
+def _reader_facts(dataset, items: pd.DataFrame, card: dict) -> dict:
+    """A sheet row's facts: everything a strict reader needs to check each word of the card."""
+    day, text = card["reading_day"], card["shown_text"]
+    history = dataset.client_history(card["client_id"], before=day)
+    named_day = history["timestamp"].map(lambda t: _day(t) in text).to_numpy(dtype=bool)
+    recent = np.arange(len(history)) >= len(history) - READER_EVENTS
+    events = "; ".join(f"{e.event_type} {_name(items, e.item_id)} on {_day(e.timestamp)}"
+                       for e in history[named_day | recent].itertuples())
+    named = [i for i in dict.fromkeys(history["item_id"]) if _name(items, i).split(" in ")[0] in text]
+    return {"reading_day": _day(day), "style": card["style"], "candidate": card["candidate"],
+            "pieces_named": "; ".join(_facts(items, i) for i in named), "cited_event": card["cited_event"],
+            "client_events": events, "text": text}
+
+
+def _name(items: pd.DataFrame, item_id: str) -> str:
+    return str(items.at[item_id, "name"]) if item_id in items.index and "name" in items else str(item_id)
 
 
 def _write_csv(path: Path, columns, rows) -> None:
@@ -248,7 +291,7 @@ def read_ratings(path, key_path, n_bootstrap: int = 1000, seed: int = 0) -> dict
         raise RatingsError(f"{path}: no such ratings file")
     if not key_path.is_file():
         raise RatingsError(f"{key_path}: no review key beside the report (run --review-sheet first)")
-    key = {r["card_id"]: r["method"] for r in csv.DictReader(key_path.open(encoding="utf-8"))}
+    key = {r["card_id"]: (r["method"], r.get("shows", "")) for r in csv.DictReader(key_path.open(encoding="utf-8"))}
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("card_id", *RUBRIC, "verdict") if c not in (reader.fieldnames or [])]
@@ -271,6 +314,9 @@ def read_ratings(path, key_path, n_bootstrap: int = 1000, seed: int = 0) -> dict
         for c, v in values.items():
             methods[name][c] = float(np.mean(v))
             methods[name][c + "_ci"] = list(bootstrap_ci(np.asarray(v, float), n_bootstrap, seed))
+        shows = sorted({r["shows"] for r in rs if r["shows"]})
+        methods[name]["shows"] = {s: {v: sum(r["shows"] == s and r["verdict"] == v for r in rs) for v in VERDICTS}
+                                  for s in shows}
     return {"file": path.name, "n_rated": len(rated), "methods": methods}
 
 
@@ -281,7 +327,7 @@ def _rating(path, line, row, key) -> list[dict]:
     where = f"{path}: row {line} ({row.get('card_id')!r})"
     if row.get("card_id") not in key:
         raise RatingsError(f"{where}: card_id is not in the review key")
-    out = {"method": key[row["card_id"]]}
+    out = dict(zip(("method", "shows"), key[row["card_id"]]))
     for c in RUBRIC:
         if cells[c] not in YES | NO:
             raise RatingsError(f"{where}, column {c}: {cells[c]!r} is not yes/no")

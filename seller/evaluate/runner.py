@@ -336,7 +336,10 @@ def add_arguments(parser) -> None:
                         help="texts decoded per card for the trained methods, the first that passes "
                              "is shown (default: the config's llm.candidates)")
     parser.add_argument("--review-sheet", type=int, default=0, metavar="N",
-                        help="also write N random cards, blind, for human rating (review_sheet.csv/.html)")
+                        help="also write N random cards as the app shows them, blind, for human rating "
+                             "(review_sheet.csv/.html)")
+    parser.add_argument("--review-methods", default=None, metavar="METHODS",
+                        help="comma-separated methods the review sheet draws from (default: all run)")
     parser.add_argument("--ratings", default=None, metavar="FILE",
                         help="read a filled review sheet back into the report at --out (runs no method)")
 
@@ -351,6 +354,7 @@ def _command(args, methods: list[str]) -> str:
     parts += [f"--model {m}" for m in args.model]
     parts += [f"--candidates {args.candidates}"] if getattr(args, "candidates", None) else []
     parts += [f"--review-sheet {args.review_sheet}"] if getattr(args, "review_sheet", 0) else []
+    parts += [f"--review-methods {args.review_methods}"] if getattr(args, "review_methods", None) else []
     return " ".join(parts)
 
 
@@ -438,7 +442,8 @@ def run(args) -> int:
     out = args.out or _repo() / "reports" / args.dataset
     paths = write_report(results, out)
     if args.review_sheet:
-        paths += claims.write_review_sheet(cards_by_method, args.review_sheet, out, config.seed)
+        paths += claims.write_review_sheet(cards_by_method, args.review_sheet, out, config.seed, dataset,
+                                           args.review_methods.split(",") if args.review_methods else None)
     for p in paths:
         print(p)
     return 0
