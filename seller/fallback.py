@@ -213,16 +213,19 @@ class GroundedSentenceBuilder:
 
     def _past(self, item_id: str, history: pd.DataFrame | None, today) -> list[dict]:
         """Events before `today` (oldest first, as records) of pieces that may be cited: not
-        the candidate, not another colourway of it, no returns, items in the catalogue."""
+        the candidate, not another colourway of it, not a piece the client returned (a piece
+        sent back is no reason to buy another), items in the catalogue."""
         if history is None or len(history) == 0:
             return []
         h = history[[c for c in ("event_id", "item_id", "event_type") if c in history]].assign(
             timestamp=pd.to_datetime(history["timestamp"], utc=True))
+        h = h[h["timestamp"] < today]
+        returned = set(h.loc[h["event_type"] == "return", "item_id"].astype(str))
         mine = self._stem(self._items.get(item_id, {}))
         out = []
-        for row in h[h["timestamp"] < today].to_dict("records"):
+        for row in h.to_dict("records"):
             iid = row["item_id"] = str(row["item_id"])
-            if iid in self._items and iid != item_id and row["event_type"] != "return" \
+            if iid in self._items and iid != item_id and iid not in returned \
                     and not (mine and self._stem(self._items[iid]) == mine):
                 out.append(row)
         return out

@@ -768,6 +768,11 @@ class ClaimVerifier:
                           "the client has no earlier event with another piece to rest on")]
         cited = next((c for c in claims if c.type in ("verb", "date") and c.verdict == "pass"
                       and c.item_id not in (None, candidate.item_id)), None)
+        returned = {i: day for i, kind, day in events if kind == "return"}
+        if cited is not None and cited.item_id in returned:  # a piece sent back is no reason to buy
+            return [Claim("evidence", cited.start, cited.end, cited.text, "fail",
+                          f"rests on a piece the client returned on {_fmt_day(returned[cited.item_id])}",
+                          cited.item_id)]
         if cited is not None:
             return [Claim("evidence", cited.start, cited.end, cited.text, "pass",
                           "rests on the client's own event", cited.item_id)]

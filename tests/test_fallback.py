@@ -76,3 +76,16 @@ def test_no_history_no_attributes_and_a_bad_style(sample):
         assert s.cited_event_id is None and ClaimVerifier(items).verify(s.text, "X1", None, day).passed
     with pytest.raises(ValueError, match="style 'poem'"):
         bare.build("X1", None, "poem", day)
+
+
+def test_a_returned_piece_is_never_the_reason(sample, builder):
+    # C056 bought the Arcane Tote (I0055) on 25 February 2026 and returned it on 3 March
+    day = pd.Timestamp("2026-03-04 06:23", tz="UTC")
+    history = sample.client_history("C056", before=day)
+    for style in ("feature", "style", "occasion"):
+        found = builder.evidence("I0250", history, style, day)
+        assert "I0055" not in {str(r["item_id"]) for r in found.rows}, style
+        assert "Arcane Tote" not in builder.build("I0250", history, style, day).text
+    before = pd.Timestamp("2026-03-02", tz="UTC")  # before the return it may be cited
+    assert any(str(r["item_id"]) == "I0055" for s in ("feature", "style", "occasion")
+               for r in builder.evidence("I0250", sample.client_history("C056", before=before), s, before).rows)

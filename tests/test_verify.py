@@ -285,3 +285,16 @@ def test_the_issues_quoted_faults_fail_on_their_rule(sample, verifier):
     idiom = verifier.verify("Side by side with the Valmonde Passport Holder they tried on 13 May "
                             "2026, this overcoat reads as a set.", "I0218", history, SHOWN)
     assert idiom.passed
+
+
+def test_a_reason_resting_on_a_returned_piece_fails(sample, verifier):
+    # C056 bought the Arcane Tote (I0055) on 25 February 2026 and returned it on 3 March
+    day = pd.Timestamp("2026-03-04 06:23", tz="UTC")
+    text = ("Launched on 9 February 2026, this bangle arrives in time for spring and would go well "
+            "with the Arcane Tote they bought on 25 February 2026: both come with palladium hardware.")
+    r = verifier.verify(text, "I0250", sample.client_history("C056", before=day), day)
+    evidence = [c for c in r.claims if c.type == "evidence"]
+    assert [c.verdict for c in evidence] == ["fail"] and "returned on 3 March 2026" in evidence[0].reason
+    before = pd.Timestamp("2026-03-02", tz="UTC")  # read before the return, the same text rests on a purchase
+    assert not failed(verifier.verify(text, "I0250", sample.client_history("C056", before=before), before),
+                      "evidence")
