@@ -114,6 +114,8 @@ _DATE = re.compile(
     rf"\b(?P<iso>(?P<iy>(?:19|20)\d\d)-(?P<im>[01]\d)-(?P<id>[0-3]\d))\b"
     rf"|\b(?:(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?(?:\s+of)?\s+)?(?P<month>{_MONTH})"
     rf"(?:\s+(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\b,?)?(?:\s+(?P<year>(?:19|20)\d\d)\b)?")
+# a year run into other digits that make no whole ISO day ("viewed on 2026-1"): no date a client hears
+_BROKEN_DATE = re.compile(r"\b(?:19|20)\d\d[-/.]\d{1,2}(?:[-/.]\d{1,2})?\b")
 _WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
 _SENTENCE_END = re.compile(r"[.!?;:](?:\s|$)")
 _TIME = re.compile(r"\b(?P<mod>this|next|the coming|the upcoming|coming|upcoming|last)?\s*"
@@ -359,7 +361,10 @@ class ClaimVerifier:
                                 (int(year) if year else None, month)))
             except ValueError:  # "31 February 2026": a date no event can have
                 out.append((m.start(), m.end(), "invalid", None))
-        return out
+        taken = [(a, b) for a, b, _, _ in out]
+        out += [(m.start(), m.end(), "invalid", None) for m in _BROKEN_DATE.finditer(text)
+                if not any(a <= m.start() < b for a, b in taken)]
+        return sorted(out)
 
     def _mentions(self, text, tokens, candidate, context, events, claims):
         """Catalogue phrases (longest first), then "this <kind>" phrases. Returns (mentions,

@@ -298,3 +298,13 @@ def test_a_reason_resting_on_a_returned_piece_fails(sample, verifier):
     before = pd.Timestamp("2026-03-02", tz="UTC")  # read before the return, the same text rests on a purchase
     assert not failed(verifier.verify(text, "I0250", sample.client_history("C056", before=before), before),
                       "evidence")
+
+
+def test_a_date_broken_into_digits_fails(sample, verifier):
+    # served on 1 December 2026, an alternative wrote the year and the reading day's "1" as a date
+    day = pd.Timestamp("2026-12-01", tz="UTC")
+    text = "Like the Arcane Jewellery Necklace they viewed on 2026-1: a detail from Noctelle, this travel spray comes from Noctelle."
+    r = verifier.verify(text, "I0325", sample.client_history("C005", before=day), day)
+    assert failed(r, "date") == ["2026-1"]
+    whole = verifier.verify("They viewed it on 2026-03-15.", "I0325", sample.client_history("C005", before=day), day)
+    assert "2026-03-15" not in [c.text for c in whole.claims if c.reason == "not a calendar date"]
