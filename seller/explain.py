@@ -10,11 +10,13 @@
 Every card passes seller.guard before anything of it is shown: the model's text when each of its
 claims checks out against the catalogue, the client's history and the day (`today`), else a
 grounded sentence built from the same evidence (`Explanation.grounded`). With
-`llm.candidates` = N > 1 each card decodes N texts at once (its greedy text in the batch of all
-cards, and N - 1 sampled ones in a request of its own, sharing the card's prompt in the KV
-cache) and shows the first that passes (`Explanation.candidate`); the others are dropped as
-soon as the greedy text passes. So cards arrive whole, each as soon as its own texts are read;
-`guard=False` streams raw text.
+`llm.candidates` = N > 1 a card whose greedy text fails decodes N - 1 sampled ones (a request of
+its own, sharing the card's prompt in the KV cache) and shows the first that passes
+(`Explanation.candidate`). They are decoded only for a card that needs them: a model whose
+greedy text passes 98% of the time (models/sample) would otherwise spend 3 of every 4 decoded
+sequences on texts nobody reads (five cards: 2.8 s on demand, 5.4 s with all four decoded
+at once, benchmarks/results/app_latency*.md). So cards arrive whole, each as soon as its own
+texts are read; `guard=False` streams raw text.
 
 Serving needs no transformers backbone: the recommender's encoders and the adapter (small
 torch modules) make the soft prompts, llama.cpp decodes. The history facts come first in the
@@ -235,7 +237,7 @@ class Explainer:
         item_ids = list(item_ids)
         walls, metas = {}, {}  # per candidate index: batch wall time, (gate weights, citations)
         checked: dict[int, tuple] = {}  # per candidate index: (grounded, cited ids, failed claims, shown, unchecked claims)
-        alternatives: dict[int, object] = {}  # per candidate index: its alternatives' request
+        prompts: dict[int, tuple] = {}  # per candidate index: (layout, soft prompts), for its alternatives
 
         def finish(texts: dict[int, str]) -> list[Explanation]:
             out = []
@@ -247,9 +249,9 @@ class Explainer:
                                        failed, unchecked, chosen))
             return out
 
-        chunks = self._decode_batches(client_id, item_ids, style, walls, metas, alternatives, today)
+        chunks = self._decode_batches(client_id, item_ids, style, walls, metas, prompts, today)
         if self.guard is not None:
-            chunks = self._checked(chunks, client_id, item_ids, style, today, metas, checked, alternatives)
+            chunks = self._checked(chunks, client_id, item_ids, style, today, metas, checked, prompts)
         results = ExplanationsStream(chunks, finish)
         if stream:
             return results
@@ -258,18 +260,15 @@ class Explainer:
         return results.explanations
 
     def _decode_batches(self, client_id: str, item_ids: list[str], style: str, walls: dict, metas: dict,
-                        alternatives: dict, today: date | None):
+                        prompts: dict, today: date | None):
         n = self.cards_at_once
         for start in range(0, len(item_ids), n):
             t0 = time.perf_counter()
             jobs = self._prepare(client_id, item_ids[start:start + n], style, today)
-            for k, (_, _, gates, cited) in enumerate(jobs):
-                metas[start + k] = (gates, cited)
+            for k, (layout, soft, gates, cited) in enumerate(jobs):
+                metas[start + k], prompts[start + k] = (gates, cited), (layout, soft)
             first = self.llm.submit([j[0] for j in jobs], [j[1] for j in jobs], max_tokens=self.max_tokens,
-                                    sampling=self.sampling, stop=self.stop)  # queued before the alternatives
-            if self.guard is not None:
-                for k, request in enumerate(self.submit_alternatives([j[0] for j in jobs], [j[1] for j in jobs])):
-                    alternatives[start + k] = request
+                                    sampling=self.sampling, stop=self.stop)
             for k, chunk in first:
                 yield start + k, chunk
             for k in range(len(jobs)):
@@ -295,40 +294,36 @@ class Explainer:
             texts[s] = texts.get(s, "") + piece
         return [whole_sentences(texts.get(s, "")) for s in range(len(request.layouts))]
 
-    def _checked(self, chunks, client_id, item_ids, style, today, metas, checked, alternatives):
+    def _checked(self, chunks, client_id, item_ids, style, today, metas, checked, prompts):
         """Hold each card's raw text until its sequence ends, then yield what the guard shows
-        (reading the card's alternatives only when its first text fails)."""
+        (decoding the card's alternatives only when its first text fails)."""
         day = today or datetime.now(timezone.utc).date()
         history = self.dataset.client_history(client_id)
         texts: dict[int, str] = {}
+        for i, chunk in chunks:
+            if chunk:
+                texts[i] = texts.get(i, "") + chunk
+                continue
+            cited = metas[i][1]
+            shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
+                                     cited[0] if cited else None, self._on_demand(*prompts.pop(i)))
+            failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
+            unchecked = list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked))
+            checked[i] = (True, [shown.cited_event_id] if shown.cited_event_id else [], failed, None, unchecked) \
+                if shown.grounded else (False, cited, failed, shown.chosen, unchecked)
+            yield i, shown.text
+
+    def _on_demand(self, layout, soft):
+        """The card's alternatives, decoded when the guard first asks for them."""
+        request = self.submit_alternatives([layout], [soft])[0]
         try:
-            for i, chunk in chunks:
-                if chunk:
-                    texts[i] = texts.get(i, "") + chunk
-                    continue
-                cited = metas[i][1]
-                request = alternatives.pop(i, None)
-                shown = self.guard.shown(whole_sentences(texts.get(i, "")), item_ids[i], history, style, day,
-                                         cited[0] if cited else None, _lazy(self.alternative_texts, request))
-                if request is not None:
-                    request.cancel()  # the card is decided: its unread alternatives stop decoding
-                failed = [f"{c.type}: {c.text!r} ({c.reason})" for c in shown.raw.failed]
-                unchecked = list(dict.fromkeys(f"{c.text!r}: {c.reason}" for c in shown.checked.unchecked))
-                checked[i] = (True, [shown.cited_event_id] if shown.cited_event_id else [], failed, None, unchecked) \
-                    if shown.grounded else (False, cited, failed, shown.chosen, unchecked)
-                yield i, shown.text
-        finally:  # closed early or failed: no card's alternatives keep decoding
-            for request in alternatives.values():
-                if request is not None:
-                    request.cancel()
+            yield from self.alternative_texts(request)
+        finally:  # read or abandoned: nothing keeps decoding
+            if request is not None:
+                request.cancel()
 
     def close(self) -> None:
         self.llm.close()
-
-
-def _lazy(texts_of, request):
-    """The request's texts, collected on first use only."""
-    yield from texts_of(request)
 
 
 def _resolve(directory) -> Path:

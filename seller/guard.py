@@ -1,5 +1,5 @@
 """What a card may show: the model's first text that passes every claim of the verifier (its
-greedy text, then the alternatives decoded beside it), else a sentence built from the same
+greedy text, then the alternatives decoded when it fails), else a sentence built from the same
 evidence (seller.fallback), labelled as such on the card. One function for serving and for
 evaluation, so the "as shown" figures are what associates read.
 

@@ -5,8 +5,10 @@ import json
 import re
 import shutil
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from seller.explain import whole_sentences
@@ -41,14 +43,17 @@ def history_words(ex, client_id: str) -> set[str]:
     return words
 
 
-def prompt_numbers(ex, explanation, item_ids) -> set[str]:
-    """The digit runs of an explanation's prompt: its cited events' dates and its item's text
-    (item_ids: an iterator over the explained items, in order)."""
+def prompt_numbers(ex, explanation, item_ids, today) -> set[str]:
+    """The digit runs of an explanation's prompt: the reading day ("Today is ..."), its cited
+    events' dates and its item's text (item_ids: an iterator over the explained items, in order)."""
     from seller.prompt import date_text, item_text
     events = ex.dataset.events.set_index("event_id")
-    texts = [date_text(events.at[e, "timestamp"]) for e in explanation.cited_event_ids]
+    texts = [date_text(pd.Timestamp(today))] + [date_text(events.at[e, "timestamp"]) for e in explanation.cited_event_ids]
     texts.append(item_text(ex.dataset.items.set_index("item_id", drop=False).loc[next(item_ids)]))
     return set(re.findall(r"\d+", " ".join(texts)))
+
+
+SERVED = date(2026, 12, 1)  # a reading day after the sample's histories end, as the app serves them
 
 
 def test_held_out_explanations_mention_the_clients_history(explainer):
@@ -62,7 +67,7 @@ def test_held_out_explanations_mention_the_clients_history(explainer):
         assert len(recs) == 2
         for style in ("feature", "occasion"):
             rec_ids = [r.item_id for r in recs]
-            exps = explainer.explain_many(cid, rec_ids, style)
+            exps = explainer.explain_many(cid, rec_ids, style, today=SERVED)
             rec_ids = iter(rec_ids)
             history_ids = set(explainer.dataset.client_history(cid)["event_id"])
             words = history_words(explainer, cid)
@@ -75,7 +80,7 @@ def test_held_out_explanations_mention_the_clients_history(explainer):
                 assert e.style == style and e.model_version and e.latency_s > 0
                 text = e.text.lower()
                 # numbers come only from the prompt: the cited events' dates and the item's text
-                assert set(re.findall(r"\d+", text)) <= prompt_numbers(explainer, e, rec_ids), text
+                assert set(re.findall(r"\d+", text)) <= prompt_numbers(explainer, e, rec_ids, SERVED), text
                 grounded += any(re.search(r"\b" + re.escape(w) + r"\b", text) for w in words)
     assert grounded / total >= 0.75, f"only {grounded}/{total} explanations mention the client's history"
 
@@ -357,9 +362,9 @@ def test_cli_serves_the_store_given_and_refuses_another_catalogue(name_only, cap
 
 
 def test_several_texts_per_card_show_the_first_that_passes(explainer, monkeypatch):
-    """llm.candidates texts per card: the greedy one and sampled ones decoded beside it; a card
-    whose first text fails reads its alternatives in order and shows the first that passes
-    (else the grounded sentence); every request is done or dropped once the cards are in."""
+    """llm.candidates texts per card: the greedy one, then sampled ones decoded when it fails; a
+    card reads its alternatives in order and shows the first that passes (else the grounded
+    sentence); every request is done or dropped once the cards are in."""
     from datetime import date
 
     from seller.verify import ClaimVerifier
@@ -388,6 +393,13 @@ def test_several_texts_per_card_show_the_first_that_passes(explainer, monkeypatc
         assert verifier.verify(e.text, item_id, history, day).passed
     assert any(len(set(others)) > 1 for _, _, others in read)  # sampled, not copies
     llm = explainer.llm
+    assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live and not llm._waiting
+    # unread, as served: alternatives are decoded only for the cards whose greedy text fails
+    monkeypatch.setattr(explainer.guard, "shown", real)
+    submit, asked = explainer.submit_alternatives, []
+    monkeypatch.setattr(explainer, "submit_alternatives", lambda *a: asked.append(1) or submit(*a))
+    served = explainer.explain_many(cid, recs, "feature", today=day)
+    assert len(asked) == sum(e.candidate != 0 for e in served)
     assert sorted(llm._free_slots) == list(range(llm.n_seq_max)) and not llm._live and not llm._waiting
 
 
