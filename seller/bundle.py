@@ -101,6 +101,7 @@ class ModelBundle:
             # peft writes only the LoRA weights, apart from the base; in f16, as llama.cpp serves them
             lora_model.save_pretrained(out / LORA_DIR, state_dict={
                 k: v.detach().half() for k, v in lora_model.state_dict().items() if "lora_" in k})
+            (out / LORA_DIR / "README.md").unlink(missing_ok=True)  # peft's blank model-card template
             write_gguf_lora(lora_model, out / LORA_DIR / LORA_GGUF)  # the same weights for llama.cpp
         (out / SPLIT_FILE).write_text(json.dumps(self.split, indent=1))
         if self.item_aspects:  # the item descriptions these prompts were trained with; serving reads them back
