@@ -25,7 +25,9 @@ def test_committed_model_folder_loads_as_written(shipped):
     assert shipped.model_version == meta["model_version"]
     assert shipped.config.to_dict()["adapter"] == json.loads((MODEL / "config.json").read_text())["adapter"]
     assert shipped.split == json.loads((MODEL / "split.json").read_text())
-    assert shipped.item_aspects is None and shipped.lora_gguf is None  # trained without either
+    assert shipped.item_aspects is None  # trained without review aspects, with a LoRA on the LLM
+    assert shipped.lora_gguf == MODEL / "lora" / "adapter.gguf"
+    assert (MODEL / "lora" / "adapter_model.safetensors").is_file()
     assert shipped.recommender.item_ids == shipped.dataset.items["item_id"].astype(str).tolist()
 
 
@@ -76,7 +78,7 @@ def test_broken_folders_fail_naming_what_to_do(shipped, tmp_path):
     with pytest.raises(ValueError, match=r"trained on recommender .* retrain the adapter"):
         ModelBundle.from_pretrained(model, shipped.dataset)
     shutil.copy(MODEL / "recommender" / "model.safetensors", weights)
-    (model / "lora").mkdir()
+    (model / "lora" / "adapter.gguf").unlink()  # peft's LoRA without the file llama.cpp serves
     with pytest.raises(FileNotFoundError, match=r"no adapter.gguf for llama.cpp"):
         ModelBundle.from_pretrained(model, shipped.dataset)
 
