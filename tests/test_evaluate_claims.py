@@ -65,6 +65,14 @@ def test_review_sheet_draws_from_the_methods_asked(tmp_path):
     assert "--review-methods fallback" in json.loads((out / "results.json").read_text())["command"]
 
 
+def test_review_methods_not_run_are_refused_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _run("--dataset", "sample", "--methods", "template", "--max-cases", "2", "--out", str(out),
+                "--review-sheet", "3", "--review-methods", "seller") == 2
+    assert "--review-methods 'seller' is not one of the methods run (template)" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def _write(path, rows, columns):
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)

@@ -394,6 +394,11 @@ def run(args) -> int:
         return 2
     if args.ratings:
         return claims.ratings_into_report(args.ratings, args.out or _repo() / "reports" / args.dataset)
+    stray = [m for m in (args.review_methods or "").split(",") if m and m not in wanted]
+    if stray:  # checked before any method runs: the sheet is written last
+        print(f"seller evaluate: --review-methods {stray[0]!r} is not one of the methods run "
+              f"({', '.join(wanted)})", file=sys.stderr)
+        return 2
     overrides = dict(m.split("=", 1) for m in args.model if "=" in m)
     bad = [m for m in args.model if "=" not in m] + [k for k in overrides if k not in MODEL_SUBDIRS]
     if bad:
